@@ -1,0 +1,2 @@
+//! chaos-conductor: runs LitmusChaos ChaosEngines from one long-running controller.
+pub mod api;
