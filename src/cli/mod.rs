@@ -1,0 +1,41 @@
+//! Subcommands of the `chaos-conductor` binary.
+use std::io::Write;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Runs LitmusChaos ChaosEngines from one long-running controller (no runner pod per engine).
+#[derive(Parser, Debug)]
+#[command(name = "chaos-conductor", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Print the ChaosEngine, ChaosExperiment and ChaosResult CRDs as YAML.
+    Crds,
+}
+
+/// Runs the parsed command and returns the process exit code.
+pub fn run_cli(cli: Cli) -> ExitCode {
+    match cli.command {
+        Command::Crds => print_crds(),
+    }
+}
+
+fn print_crds() -> ExitCode {
+    match crate::api::crds_yaml() {
+        Ok(yaml) => {
+            // A closed pipe (`| head`) is not an error worth a panic.
+            let _ = std::io::stdout().write_all(yaml.as_bytes());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: cannot render the CRDs: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
