@@ -38,6 +38,7 @@ pub const FINALIZER: &str = "chaosengine.litmuschaos.io/finalizer";
     version = "v1alpha1",
     kind = "ChaosEngine",
     namespaced,
+    derive = "PartialEq",
     status = "ChaosEngineStatus",
     shortname = "ce",
     category = "litmuschaos",
@@ -358,6 +359,9 @@ pub struct ChaosEngineStatus {
     /// When the run ended (RFC 3339), set once.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub finished_at: Option<String>,
+    /// When an abort started (RFC 3339); bounds the wait for chaos pods to go.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aborted_at: Option<String>,
     /// Seed used for `spec.execution` random choices (picked by the controller when not given).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seed: Option<u64>,

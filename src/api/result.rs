@@ -15,6 +15,7 @@ use super::schema::preserve_unknown;
     version = "v1alpha1",
     kind = "ChaosResult",
     namespaced,
+    derive = "PartialEq",
     status = "ChaosResultStatus",
     category = "litmuschaos",
     printcolumn = r#"{"name":"Phase","type":"string","jsonPath":".status.experimentStatus.phase"}"#,

@@ -1,0 +1,11 @@
+//! The pure core: what to do next for an engine, and the Job it launches. No I/O here; time is
+//! passed in, so everything is tested without a cluster.
+pub mod decision;
+pub mod job;
+pub mod phase;
+pub mod plan;
+pub mod schedule;
+
+pub use decision::{Decision, Effect, EventSource, EventSpec, EventType};
+pub use phase::{EnginePhase, ExperimentPhase};
+pub use plan::{Lookups, Observed, PlanConfig, lookups, plan};
