@@ -4,6 +4,9 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub mod run;
+pub mod validate;
+
 /// Runs LitmusChaos ChaosEngines from one long-running controller (no runner pod per engine).
 #[derive(Parser, Debug)]
 #[command(name = "chaos-conductor", version, about)]
@@ -17,12 +20,19 @@ pub struct Cli {
 pub enum Command {
     /// Print the ChaosEngine, ChaosExperiment and ChaosResult CRDs as YAML.
     Crds,
+    /// Check ChaosEngine / ChaosExperiment / ChaosResult YAML offline (CRD schemas, run-time
+    /// rules, cross-references); exit 1 when there is an error.
+    Validate(validate::ValidateArgs),
+    /// Run the controller: watch ChaosEngines and drive each run to its verdict.
+    Run(run::RunArgs),
 }
 
 /// Runs the parsed command and returns the process exit code.
 pub fn run_cli(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Crds => print_crds(),
+        Command::Validate(args) => validate::run(&args),
+        Command::Run(args) => run::run(&args),
     }
 }
 

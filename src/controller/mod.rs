@@ -1,0 +1,11 @@
+//! The imperative shell: watches, the read step, the write step, and the reconcile loop around the
+//! pure core in [`crate::engine`].
+pub mod apply;
+pub mod context;
+pub mod error;
+pub mod events;
+pub mod observe;
+pub mod run;
+
+pub use context::{Context, Settings, StatusMode};
+pub use error::Error;
