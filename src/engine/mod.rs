@@ -9,3 +9,6 @@ pub mod schedule;
 pub use decision::{Decision, Effect, EventSource, EventSpec, EventType};
 pub use phase::{EnginePhase, ExperimentPhase};
 pub use plan::{Lookups, Observed, PlanConfig, lookups, plan};
+
+#[cfg(test)]
+mod tests;

@@ -758,10 +758,14 @@ impl<'a> Planner<'a> {
             }
             return;
         }
-        if !self.observed.jobs.iter().all(|j| j.metadata.deletion_timestamp.is_some())
-            && !self.before.iter().any(|e| matches!(e, Effect::DeleteChaosResources { .. }))
-        {
-            self.before.push(Effect::DeleteChaosResources { grace_seconds: self.grace() });
+        if self.observed.jobs.iter().any(|j| j.metadata.deletion_timestamp.is_none()) {
+            // A Job may still get a pod that is not in our cache yet: sweep and look again once
+            // the watch shows the Job gone.
+            if !self.before.iter().any(|e| matches!(e, Effect::DeleteChaosResources { .. })) {
+                self.before.push(Effect::DeleteChaosResources { grace_seconds: self.grace() });
+            }
+            self.wake(deadline);
+            return;
         }
         // Every chaos pod is gone: settle the ChaosResults, the status, then the finalizer.
         let uid = self.engine.metadata.uid.clone().unwrap_or_default();
