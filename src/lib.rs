@@ -1,8 +1,10 @@
 //! chaos-conductor: runs LitmusChaos ChaosEngines from one long-running controller.
 pub mod api;
 pub mod cli;
-pub mod validate;
 pub mod controller;
 pub mod engine;
+pub mod leader;
 pub mod metrics;
+pub mod server;
 pub mod telemetry;
+pub mod validate;

@@ -1,6 +1,72 @@
-//! Prometheus metrics of the controller. Labels are bounded: no object names on controller-health
-//! metrics (error categories and phases are fixed sets).
-use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry};
+//! Prometheus metrics: controller health (bounded labels: error categories and phases, never an
+//! object name) and experiment outcomes with chaos-exporter's families and labels, so Litmus
+//! dashboards work without a separate exporter.
+use std::collections::BTreeMap;
+use std::sync::{Arc, OnceLock};
+
+use kube::core::DeserializeGuard;
+use kube::runtime::reflector::Store;
+use prometheus::{
+    Gauge, GaugeVec, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
+    Opts, Registry,
+};
+
+use crate::api::{ChaosEngine, ChaosResult, verdict};
+
+/// Where the outcome gauges are computed from at scrape time.
+pub struct Sources {
+    pub engines: Store<DeserializeGuard<ChaosEngine>>,
+    pub results: Store<ChaosResult>,
+}
+
+/// chaos-exporter's per-result and aggregate families.
+struct ExporterFamilies {
+    passed: GaugeVec,
+    failed: GaugeVec,
+    awaited: GaugeVec,
+    probe_success: GaugeVec,
+    verdict: GaugeVec,
+    start_time: GaugeVec,
+    end_time: GaugeVec,
+    total_duration: GaugeVec,
+    ns_passed: GaugeVec,
+    ns_failed: GaugeVec,
+    ns_awaited: GaugeVec,
+    ns_run_count: GaugeVec,
+    cluster_passed: Gauge,
+    cluster_failed: Gauge,
+    cluster_awaited: Gauge,
+    cluster_run_count: Gauge,
+}
+
+const RESULT_LABELS: &[&str] = &[
+    "chaosresult_namespace",
+    "chaosresult_name",
+    "chaosengine_name",
+    "chaosengine_context",
+    "fault_name",
+];
+const AWAITED_LABELS: &[&str] = &[
+    "chaosresult_namespace",
+    "chaosresult_name",
+    "chaosengine_name",
+    "chaosengine_context",
+    "workflow_name",
+    "fault_name",
+];
+const VERDICT_LABELS: &[&str] = &[
+    "chaosresult_namespace",
+    "chaosresult_name",
+    "chaosengine_name",
+    "chaosengine_context",
+    "chaosresult_verdict",
+    "probe_success_percentage",
+    "app_label",
+    "app_namespace",
+    "app_kind",
+    "workflow_name",
+    "fault_name",
+];
 
 /// The controller's metrics, registered in their own registry.
 pub struct Metrics {
@@ -12,12 +78,98 @@ pub struct Metrics {
     pub last_success: IntGauge,
     pub api_writes: IntCounter,
     pub jobs_created: IntCounter,
+    pub engine_to_job: Histogram,
+    engines_by_phase: IntGaugeVec,
+    exporter: ExporterFamilies,
+    sources: OnceLock<Sources>,
+}
+
+fn gauge_vec(name: &str, help: &str, labels: &[&str]) -> Result<GaugeVec, prometheus::Error> {
+    GaugeVec::new(Opts::new(name, help), labels)
 }
 
 impl Metrics {
     /// Creates and registers every metric.
     pub fn new() -> Result<Self, prometheus::Error> {
         let registry = Registry::new();
+        let exporter = ExporterFamilies {
+            passed: gauge_vec(
+                "litmuschaos_passed_experiments",
+                "Total number of passed experiments",
+                RESULT_LABELS,
+            )?,
+            failed: gauge_vec(
+                "litmuschaos_failed_experiments",
+                "Total number of failed experiments",
+                RESULT_LABELS,
+            )?,
+            awaited: gauge_vec(
+                "litmuschaos_awaited_experiments",
+                "Total number of awaited experiments",
+                AWAITED_LABELS,
+            )?,
+            probe_success: gauge_vec(
+                "litmuschaos_probe_success_percentage",
+                "ProbeSuccessPercentage for the experiments",
+                RESULT_LABELS,
+            )?,
+            verdict: gauge_vec(
+                "litmuschaos_experiment_verdict",
+                "Verdict of the experiments",
+                VERDICT_LABELS,
+            )?,
+            start_time: gauge_vec(
+                "litmuschaos_experiment_start_time",
+                "start time of the experiments",
+                RESULT_LABELS,
+            )?,
+            end_time: gauge_vec(
+                "litmuschaos_experiment_end_time",
+                "end time of the experiments",
+                RESULT_LABELS,
+            )?,
+            total_duration: gauge_vec(
+                "litmuschaos_experiment_total_duration",
+                "total duration of the experiments",
+                RESULT_LABELS,
+            )?,
+            ns_passed: gauge_vec(
+                "litmuschaos_namespace_scoped_passed_experiments",
+                "Total number of passed experiments in watch namespace",
+                &["chaosresult_namespace"],
+            )?,
+            ns_failed: gauge_vec(
+                "litmuschaos_namespace_scoped_failed_experiments",
+                "Total number of failed experiments in watch namespace",
+                &["chaosresult_namespace"],
+            )?,
+            ns_awaited: gauge_vec(
+                "litmuschaos_namespace_scoped_awaited_experiments",
+                "Total number of awaited experiments in watch namespace",
+                &["chaosresult_namespace"],
+            )?,
+            ns_run_count: gauge_vec(
+                "litmuschaos_namespace_scoped_experiments_run_count",
+                "Total experiments run in watch namespace",
+                &["chaosresult_namespace"],
+            )?,
+            cluster_passed: Gauge::new(
+                "litmuschaos_cluster_scoped_passed_experiments",
+                "Total number of passed experiments in all namespaces",
+            )?,
+            cluster_failed: Gauge::new(
+                "litmuschaos_cluster_scoped_failed_experiments",
+                "Total number of failed experiments in all namespaces",
+            )?,
+            cluster_awaited: Gauge::new(
+                "litmuschaos_cluster_scoped_awaited_experiments",
+                "Total number of awaited experiments in all namespaces",
+            )?,
+            cluster_run_count: Gauge::new(
+                "litmuschaos_cluster_scoped_experiments_run_count",
+                "Total experiments run in all namespaces",
+            )?,
+        };
         let m = Self {
             reconciles: IntCounter::new("chaos_conductor_reconciles_total", "Reconcile passes")?,
             reconcile_errors: IntCounterVec::new(
@@ -35,16 +187,67 @@ impl Metrics {
             )?,
             api_writes: IntCounter::new("chaos_conductor_api_writes_total", "Write requests sent to the API server")?,
             jobs_created: IntCounter::new("chaos_conductor_jobs_created_total", "Experiment Jobs created")?,
+            engine_to_job: Histogram::with_opts(
+                HistogramOpts::new(
+                    "chaos_conductor_engine_to_job_seconds",
+                    "Time from the start of an engine run (creation or re-activation) to its first Job",
+                )
+                .buckets(vec![0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0]),
+            )?,
+            engines_by_phase: IntGaugeVec::new(
+                Opts::new("chaos_conductor_engines", "ChaosEngines by phase (status.phase; empty = new)"),
+                &["phase"],
+            )?,
+            exporter,
+            sources: OnceLock::new(),
             registry,
         };
-        m.registry.register(Box::new(m.reconciles.clone()))?;
-        m.registry.register(Box::new(m.reconcile_errors.clone()))?;
-        m.registry.register(Box::new(m.reconcile_duration.clone()))?;
-        m.registry.register(Box::new(m.in_flight.clone()))?;
-        m.registry.register(Box::new(m.last_success.clone()))?;
-        m.registry.register(Box::new(m.api_writes.clone()))?;
-        m.registry.register(Box::new(m.jobs_created.clone()))?;
+        m.register_all()?;
         Ok(m)
+    }
+
+    fn register_all(&self) -> Result<(), prometheus::Error> {
+        let r = &self.registry;
+        r.register(Box::new(self.reconciles.clone()))?;
+        r.register(Box::new(self.reconcile_errors.clone()))?;
+        r.register(Box::new(self.reconcile_duration.clone()))?;
+        r.register(Box::new(self.in_flight.clone()))?;
+        r.register(Box::new(self.last_success.clone()))?;
+        r.register(Box::new(self.api_writes.clone()))?;
+        r.register(Box::new(self.jobs_created.clone()))?;
+        r.register(Box::new(self.engine_to_job.clone()))?;
+        r.register(Box::new(self.engines_by_phase.clone()))?;
+        let e = &self.exporter;
+        for g in [
+            &e.passed,
+            &e.failed,
+            &e.awaited,
+            &e.probe_success,
+            &e.verdict,
+            &e.start_time,
+            &e.end_time,
+            &e.total_duration,
+            &e.ns_passed,
+            &e.ns_failed,
+            &e.ns_awaited,
+            &e.ns_run_count,
+        ] {
+            r.register(Box::new(g.clone()))?;
+        }
+        for g in [
+            &e.cluster_passed,
+            &e.cluster_failed,
+            &e.cluster_awaited,
+            &e.cluster_run_count,
+        ] {
+            r.register(Box::new(g.clone()))?;
+        }
+        Ok(())
+    }
+
+    /// Gives the metrics the caches to compute outcome gauges from (once, at controller start).
+    pub fn set_sources(&self, sources: Sources) {
+        let _ = self.sources.set(sources);
     }
 
     /// Counts one write request.
@@ -57,9 +260,176 @@ impl Metrics {
         self.jobs_created.inc();
     }
 
+    /// Recomputes the gauges derived from the caches (called on each scrape).
+    pub fn refresh(&self) {
+        let Some(sources) = self.sources.get() else {
+            return;
+        };
+        let engines: Vec<Arc<DeserializeGuard<ChaosEngine>>> = sources.engines.state();
+        let engines: BTreeMap<(String, String), ChaosEngine> = engines
+            .iter()
+            .filter_map(|g| g.0.as_ref().ok())
+            .map(|e| {
+                (
+                    (
+                        e.metadata.namespace.clone().unwrap_or_default(),
+                        e.metadata.name.clone().unwrap_or_default(),
+                    ),
+                    e.clone(),
+                )
+            })
+            .collect();
+        self.engines_by_phase.reset();
+        for e in engines.values() {
+            let phase = e
+                .status
+                .as_ref()
+                .map(|s| s.phase.clone())
+                .unwrap_or_default();
+            self.engines_by_phase
+                .with_label_values(&[phase.as_str()])
+                .inc();
+        }
+        self.refresh_exporter(&engines, &sources.results.state());
+    }
+
+    fn refresh_exporter(
+        &self,
+        engines: &BTreeMap<(String, String), ChaosEngine>,
+        results: &[Arc<ChaosResult>],
+    ) {
+        let e = &self.exporter;
+        for g in [
+            &e.passed,
+            &e.failed,
+            &e.awaited,
+            &e.probe_success,
+            &e.verdict,
+            &e.start_time,
+            &e.end_time,
+            &e.total_duration,
+            &e.ns_passed,
+            &e.ns_failed,
+            &e.ns_awaited,
+            &e.ns_run_count,
+        ] {
+            g.reset();
+        }
+        let (mut c_pass, mut c_fail, mut c_await, mut c_runs) = (0.0, 0.0, 0.0, 0.0);
+        for r in results {
+            let ns = r.metadata.namespace.clone().unwrap_or_default();
+            let name = r.metadata.name.clone().unwrap_or_default();
+            let engine = engines.get(&(ns.clone(), r.spec.engine.clone()));
+            let label = |k: &str| {
+                engine
+                    .and_then(|e| e.metadata.labels.as_ref())
+                    .and_then(|l| l.get(k))
+                    .cloned()
+                    .unwrap_or_default()
+            };
+            let context = label("context");
+            let workflow = label("workflow_name");
+            let fault = r.spec.experiment.clone();
+            let status = r.status.clone().unwrap_or_default();
+            let history = status.history.clone().unwrap_or_default();
+            let v = status.experiment_status.verdict.clone();
+            let awaited = if v == verdict::AWAITED { 1.0 } else { 0.0 };
+            let percent = status
+                .experiment_status
+                .probe_success_percentage
+                .clone()
+                .unwrap_or_default();
+            let base = [
+                ns.as_str(),
+                name.as_str(),
+                r.spec.engine.as_str(),
+                context.as_str(),
+                fault.as_str(),
+            ];
+            e.passed
+                .with_label_values(&base)
+                .set(history.passed_runs as f64);
+            e.failed
+                .with_label_values(&base)
+                .set(history.failed_runs as f64);
+            e.awaited
+                .with_label_values(&[
+                    ns.as_str(),
+                    name.as_str(),
+                    r.spec.engine.as_str(),
+                    context.as_str(),
+                    workflow.as_str(),
+                    fault.as_str(),
+                ])
+                .set(awaited);
+            e.probe_success
+                .with_label_values(&base)
+                .set(percent.parse::<f64>().unwrap_or(0.0));
+            let app = engine
+                .and_then(|e| e.spec.appinfo.clone())
+                .unwrap_or_default();
+            e.verdict
+                .with_label_values(&[
+                    ns.as_str(),
+                    name.as_str(),
+                    r.spec.engine.as_str(),
+                    context.as_str(),
+                    v.as_str(),
+                    percent.as_str(),
+                    app.applabel.as_deref().unwrap_or_default(),
+                    app.appns.as_deref().unwrap_or_default(),
+                    app.appkind.as_deref().unwrap_or_default(),
+                    workflow.as_str(),
+                    fault.as_str(),
+                ])
+                .set(1.0);
+            // Start/end come from our persisted timestamps of the experiment's entry in the engine
+            // (the exporter derives them from the ExperimentDependencyCheck and Summary events).
+            if let Some(entry) = engine
+                .and_then(|e| e.status.as_ref())
+                .and_then(|s| s.experiments.iter().find(|x| x.result_name == name))
+            {
+                let ts = |s: &Option<String>| {
+                    s.as_deref()
+                        .and_then(|s| s.parse::<k8s_openapi::jiff::Timestamp>().ok())
+                        .map(|t| t.as_second() as f64)
+                };
+                let (start, end) = (ts(&entry.launched_at), ts(&entry.finished_at));
+                if let Some(start) = start {
+                    e.start_time.with_label_values(&base).set(start);
+                }
+                if let Some(end) = end {
+                    e.end_time.with_label_values(&base).set(end);
+                }
+                if let (Some(start), Some(end)) = (start, end) {
+                    e.total_duration.with_label_values(&base).set(end - start);
+                }
+            }
+            let runs = (history.passed_runs + history.failed_runs + history.stopped_runs) as f64;
+            e.ns_passed
+                .with_label_values(&[ns.as_str()])
+                .add(history.passed_runs as f64);
+            e.ns_failed
+                .with_label_values(&[ns.as_str()])
+                .add(history.failed_runs as f64);
+            e.ns_awaited.with_label_values(&[ns.as_str()]).add(awaited);
+            e.ns_run_count.with_label_values(&[ns.as_str()]).add(runs);
+            c_pass += history.passed_runs as f64;
+            c_fail += history.failed_runs as f64;
+            c_await += awaited;
+            c_runs += runs;
+        }
+        e.cluster_passed.set(c_pass);
+        e.cluster_failed.set(c_fail);
+        e.cluster_awaited.set(c_await);
+        e.cluster_run_count.set(c_runs);
+    }
+
     /// The metrics in the Prometheus text format.
     pub fn render(&self) -> String {
         let encoder = prometheus::TextEncoder::new();
-        encoder.encode_to_string(&self.registry.gather()).unwrap_or_default()
+        encoder
+            .encode_to_string(&self.registry.gather())
+            .unwrap_or_default()
     }
 }

@@ -17,7 +17,13 @@ fn result_crd_has_no_status_subresource_and_engine_crd_has_one() {
     let engine = &crds[0];
     let result = &crds[2];
     assert_eq!(engine.spec.names.kind, "ChaosEngine");
-    assert!(engine.spec.versions[0].subresources.as_ref().and_then(|s| s.status.as_ref()).is_some());
+    assert!(
+        engine.spec.versions[0]
+            .subresources
+            .as_ref()
+            .and_then(|s| s.status.as_ref())
+            .is_some()
+    );
     assert_eq!(result.spec.names.kind, "ChaosResult");
     assert!(result.spec.versions[0].subresources.is_none());
 }

@@ -13,7 +13,53 @@ pub fn all_crds() -> Vec<CustomResourceDefinition> {
     for version in &mut result.spec.versions {
         version.subresources = None;
     }
-    vec![ChaosEngine::crd(), ChaosExperiment::crd(), result]
+    let mut crds = vec![ChaosEngine::crd(), ChaosExperiment::crd(), result];
+    for crd in &mut crds {
+        for version in &mut crd.spec.versions {
+            if let Some(schema) = version
+                .schema
+                .as_mut()
+                .and_then(|s| s.open_api_v3_schema.as_mut())
+            {
+                let mut value = serde_json::to_value(&*schema).unwrap_or_default();
+                apiserver_friendly(&mut value);
+                if let Ok(cleaned) = serde_json::from_value(value) {
+                    *schema = cleaned;
+                }
+            }
+        }
+    }
+    crds
+}
+
+/// Adapts a derived schema to the apiserver: `default`s come from `#[serde(default)]` and would
+/// make the apiserver write values into users' objects (and `""` violates patterns), and the
+/// apiserver only knows the signed integer formats.
+fn apiserver_friendly(node: &mut serde_json::Value) {
+    match node {
+        serde_json::Value::Object(map) => {
+            map.remove("default");
+            if let Some(serde_json::Value::String(format)) = map.get_mut("format") {
+                match format.as_str() {
+                    "uint32" => *format = "int32".into(),
+                    "uint64" | "uint" => *format = "int64".into(),
+                    _ => {}
+                }
+            }
+            for (key, child) in map.iter_mut() {
+                // Property names are data, not schema keywords: recurse into their schemas only.
+                if key == "properties" {
+                    if let serde_json::Value::Object(props) = child {
+                        props.values_mut().for_each(apiserver_friendly);
+                    }
+                } else {
+                    apiserver_friendly(child);
+                }
+            }
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(apiserver_friendly),
+        _ => {}
+    }
 }
 
 /// The CRDs as one multi-document YAML stream (what `chaos-conductor crds` prints and crds/ holds).

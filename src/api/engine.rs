@@ -16,7 +16,8 @@ pub const ENGINE_STATE_PATTERN: &str = "^(active|stop)$";
 /// Pattern of `spec.jobCleanUpPolicy` (Litmus CRD).
 pub const JOB_CLEANUP_POLICY_PATTERN: &str = "^(delete|retain)$";
 /// Pattern of `appinfo.appkind` and `selectors.workloads[].kind` (Litmus CRD).
-pub const APP_KIND_PATTERN: &str = "^(^$|deployment|statefulset|daemonset|deploymentconfig|rollout)$";
+pub const APP_KIND_PATTERN: &str =
+    "^(^$|deployment|statefulset|daemonset|deploymentconfig|rollout)$";
 /// Pattern of `components.runner.type` (Litmus CRD; legacy, ignored).
 pub const RUNNER_TYPE_PATTERN: &str = "^(go)$";
 /// Pattern of a probe's `type` (Litmus CRD).
@@ -456,7 +457,10 @@ pub mod verdict {
 impl ChaosEngine {
     /// `spec.engineState` with Litmus's default: empty means active.
     pub fn wants_active(&self) -> bool {
-        matches!(self.spec.engine_state.as_deref(), None | Some("") | Some("active"))
+        matches!(
+            self.spec.engine_state.as_deref(),
+            None | Some("") | Some("active")
+        )
     }
 
     /// Whether the abort annotation is set.
@@ -479,6 +483,9 @@ impl ChaosEngine {
 
     /// `<engine>-runner`, the runner name Litmus consumers display.
     pub fn runner_name(&self) -> String {
-        format!("{}-runner", self.metadata.name.as_deref().unwrap_or_default())
+        format!(
+            "{}-runner",
+            self.metadata.name.as_deref().unwrap_or_default()
+        )
     }
 }

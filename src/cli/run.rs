@@ -7,7 +7,9 @@ use clap::Args;
 
 use crate::controller::{self, Settings};
 use crate::engine::PlanConfig;
+use crate::leader::{self, LeaseSettings};
 use crate::metrics::Metrics;
+use crate::server::{self, Health};
 use crate::telemetry::{self, LogFormat};
 
 /// Options of `run`.
@@ -31,6 +33,24 @@ pub struct RunArgs {
     /// Log level or filter (RUST_LOG overrides).
     #[arg(long, env = "LOG_LEVEL", default_value = "info")]
     pub log_level: String,
+    /// Address of /metrics, /healthz and /readyz (empty: no HTTP server).
+    #[arg(long, env = "METRICS_ADDR", default_value = "0.0.0.0:8080")]
+    pub metrics_addr: String,
+    /// Elect a leader through a Lease so only one replica reconciles.
+    #[arg(long, env = "LEADER_ELECT", default_value_t = false)]
+    pub leader_elect: bool,
+    /// Namespace of the Lease (default: the pod's namespace, else `default`).
+    #[arg(long, env = "LEADER_ELECTION_NAMESPACE", default_value = "")]
+    pub leader_election_namespace: String,
+    /// Name of the Lease.
+    #[arg(long, env = "LEASE_NAME", default_value = "chaos-conductor")]
+    pub lease_name: String,
+    /// Seconds a Lease lasts without renewal (how long a dead leader blocks takeover).
+    #[arg(long, env = "LEASE_DURATION_SECONDS", default_value_t = 10)]
+    pub lease_duration_seconds: u64,
+    /// This replica's identity in the Lease (default: POD_NAME, else host name + pid).
+    #[arg(long, env = "POD_NAME", default_value = "")]
+    pub identity: String,
 }
 
 impl RunArgs {
@@ -51,7 +71,10 @@ impl RunArgs {
 /// Runs the controller until SIGTERM / Ctrl-C.
 pub fn run(args: &RunArgs) -> ExitCode {
     telemetry::init(args.log_format, &args.log_level);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -70,8 +93,54 @@ pub fn run(args: &RunArgs) -> ExitCode {
 async fn run_async(args: &RunArgs) -> anyhow::Result<()> {
     let client = kube::Client::try_default().await?;
     let metrics = Arc::new(Metrics::new()?);
-    controller::run::run(client, args.settings(), metrics, shutdown_signal()).await?;
+    let health = Arc::new(Health::default());
+    if !args.metrics_addr.is_empty() {
+        let addr: std::net::SocketAddr = args
+            .metrics_addr
+            .parse()
+            .map_err(|e| anyhow::anyhow!("--metrics-addr {:?}: {e}", args.metrics_addr))?;
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;
+        tokio::spawn(server::serve(listener, metrics.clone(), health.clone()));
+    }
+    if args.leader_elect {
+        let lease = LeaseSettings {
+            namespace: Some(args.leader_election_namespace.clone())
+                .filter(|n| !n.is_empty())
+                .or_else(|| {
+                    std::fs::read_to_string(SA_NAMESPACE_FILE)
+                        .ok()
+                        .map(|s| s.trim().to_string())
+                })
+                .unwrap_or_else(|| "default".into()),
+            name: args.lease_name.clone(),
+            identity: Some(args.identity.clone())
+                .filter(|i| !i.is_empty())
+                .unwrap_or_else(default_identity),
+            duration_seconds: args.lease_duration_seconds.max(2),
+            grace_seconds: (args.lease_duration_seconds / 3).max(1),
+        };
+        leader::run_when_leading(
+            client,
+            args.settings(),
+            lease,
+            metrics,
+            health,
+            shutdown_signal(),
+        )
+        .await?;
+    } else {
+        controller::run::run(client, args.settings(), metrics, health, shutdown_signal()).await?;
+    }
     Ok(())
+}
+
+const SA_NAMESPACE_FILE: &str = "/var/run/secrets/kubernetes.io/serviceaccount/namespace";
+
+fn default_identity() -> String {
+    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "chaos-conductor".into());
+    format!("{host}-{}", std::process::id())
 }
 
 /// Resolves on SIGTERM or Ctrl-C.

@@ -1,6 +1,7 @@
 //! The write step: executes a Decision's effects and persists its status, idempotently.
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Event, Pod};
+use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams, PropagationPolicy};
 use serde_json::{Value, json};
 use tracing::{debug, info};
@@ -33,13 +34,22 @@ fn engines(ctx: &Context, ns: &str) -> Api<ChaosEngine> {
 }
 
 /// A merge patch on the engine with a resourceVersion precondition; updates `current`.
-async fn patch_engine(ctx: &Context, ns: &str, current: &mut ChaosEngine, mut body: Value, action: &'static str) -> Result<(), Error> {
+async fn patch_engine(
+    ctx: &Context,
+    ns: &str,
+    current: &mut ChaosEngine,
+    mut body: Value,
+    action: &'static str,
+) -> Result<(), Error> {
     let name = current.metadata.name.clone().unwrap_or_default();
     if let Some(rv) = &current.metadata.resource_version {
         body["metadata"]["resourceVersion"] = json!(rv);
     }
     ctx.metrics.api_write();
-    match engines(ctx, ns).patch(&name, &PatchParams::default(), &Patch::Merge(body)).await {
+    match engines(ctx, ns)
+        .patch(&name, &PatchParams::default(), &Patch::Merge(body))
+        .await
+    {
         Ok(updated) => {
             *current = updated;
             Ok(())
@@ -73,7 +83,11 @@ pub fn status_patch(old: &ChaosEngineStatus, new: &ChaosEngineStatus) -> Result<
     Ok(patch)
 }
 
-async fn write_status(ctx: &Context, current: &mut ChaosEngine, desired: &ChaosEngineStatus) -> Result<(), Error> {
+async fn write_status(
+    ctx: &Context,
+    current: &mut ChaosEngine,
+    desired: &ChaosEngineStatus,
+) -> Result<(), Error> {
     let old = current.status.clone().unwrap_or_default();
     if !status_changed(&old, desired) {
         return Ok(());
@@ -89,8 +103,14 @@ async fn write_status(ctx: &Context, current: &mut ChaosEngine, desired: &ChaosE
     ctx.metrics.api_write();
     let api = engines(ctx, &ns);
     let updated = match ctx.status_mode {
-        StatusMode::Subresource => api.patch_status(&name, &PatchParams::default(), &Patch::Merge(body)).await,
-        StatusMode::MainResource => api.patch(&name, &PatchParams::default(), &Patch::Merge(body)).await,
+        StatusMode::Subresource => {
+            api.patch_status(&name, &PatchParams::default(), &Patch::Merge(body))
+                .await
+        }
+        StatusMode::MainResource => {
+            api.patch(&name, &PatchParams::default(), &Patch::Merge(body))
+                .await
+        }
     };
     match updated {
         Ok(updated) => {
@@ -104,7 +124,12 @@ async fn write_status(ctx: &Context, current: &mut ChaosEngine, desired: &ChaosE
     }
 }
 
-async fn run_effect(ctx: &Context, ns: &str, current: &mut ChaosEngine, effect: &Effect) -> Result<(), Error> {
+async fn run_effect(
+    ctx: &Context,
+    ns: &str,
+    current: &mut ChaosEngine,
+    effect: &Effect,
+) -> Result<(), Error> {
     let uid = current.metadata.uid.clone().unwrap_or_default();
     let chaos_selector = ListParams::default().labels(&format!("{CHAOS_UID_LABEL}={uid}"));
     match effect {
@@ -114,12 +139,33 @@ async fn run_effect(ctx: &Context, ns: &str, current: &mut ChaosEngine, effect: 
                 return Ok(());
             }
             finalizers.push(FINALIZER.into());
-            patch_engine(ctx, ns, current, json!({"metadata": {"finalizers": finalizers}}), "adding the finalizer").await
+            patch_engine(
+                ctx,
+                ns,
+                current,
+                json!({"metadata": {"finalizers": finalizers}}),
+                "adding the finalizer",
+            )
+            .await
         }
         Effect::RemoveFinalizer => {
-            let finalizers: Vec<String> =
-                current.metadata.finalizers.clone().unwrap_or_default().into_iter().filter(|f| f != FINALIZER).collect();
-            match patch_engine(ctx, ns, current, json!({"metadata": {"finalizers": finalizers}}), "removing the finalizer").await {
+            let finalizers: Vec<String> = current
+                .metadata
+                .finalizers
+                .clone()
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|f| f != FINALIZER)
+                .collect();
+            match patch_engine(
+                ctx,
+                ns,
+                current,
+                json!({"metadata": {"finalizers": finalizers}}),
+                "removing the finalizer",
+            )
+            .await
+            {
                 Err(Error::Kube { source, .. }) if is_status(&source, 404) => Ok(()),
                 other => other,
             }
@@ -131,10 +177,13 @@ async fn run_effect(ctx: &Context, ns: &str, current: &mut ChaosEngine, effect: 
             }
             patch_engine(ctx, ns, current, body, "setting engineState stop").await
         }
-        Effect::CreateJob(job) => create_or_adopt(ctx, ns, &uid, job).await,
+        Effect::CreateJob(job) => create_or_adopt(ctx, ns, current, job).await,
         Effect::DeleteJob { name } => {
             let jobs: Api<Job> = Api::namespaced(ctx.client.clone(), ns);
-            let dp = DeleteParams { propagation_policy: Some(PropagationPolicy::Foreground), ..Default::default() };
+            let dp = DeleteParams {
+                propagation_policy: Some(PropagationPolicy::Foreground),
+                ..Default::default()
+            };
             ctx.metrics.api_write();
             match jobs.delete(name, &dp).await {
                 Ok(_) => Ok(()),
@@ -151,14 +200,21 @@ async fn run_effect(ctx: &Context, ns: &str, current: &mut ChaosEngine, effect: 
             let jobs: Api<Job> = Api::namespaced(ctx.client.clone(), ns);
             let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), ns);
             ctx.metrics.api_write();
-            jobs.delete_collection(&dp, &chaos_selector).await.during("deleting chaos Jobs")?;
+            jobs.delete_collection(&dp, &chaos_selector)
+                .await
+                .during("deleting chaos Jobs")?;
             ctx.metrics.api_write();
-            pods.delete_collection(&dp, &chaos_selector).await.during("deleting chaos pods")?;
+            pods.delete_collection(&dp, &chaos_selector)
+                .await
+                .during("deleting chaos pods")?;
             Ok(())
         }
         Effect::ForceDeletePods { names } => {
             let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), ns);
-            let dp = DeleteParams { grace_period_seconds: Some(0), ..Default::default() };
+            let dp = DeleteParams {
+                grace_period_seconds: Some(0),
+                ..Default::default()
+            };
             for name in names {
                 ctx.metrics.api_write();
                 match pods.delete(name, &dp).await {
@@ -188,7 +244,13 @@ async fn run_effect(ctx: &Context, ns: &str, current: &mut ChaosEngine, effect: 
 }
 
 /// Creates the Job; when it already exists (a retried launch), adopts it if it is ours.
-async fn create_or_adopt(ctx: &Context, ns: &str, engine_uid: &str, job: &Job) -> Result<(), Error> {
+async fn create_or_adopt(
+    ctx: &Context,
+    ns: &str,
+    engine: &ChaosEngine,
+    job: &Job,
+) -> Result<(), Error> {
+    let engine_uid = engine.metadata.uid.as_deref().unwrap_or_default();
     let jobs: Api<Job> = Api::namespaced(ctx.client.clone(), ns);
     let name = job.metadata.name.clone().unwrap_or_default();
     ctx.metrics.api_write();
@@ -196,6 +258,17 @@ async fn create_or_adopt(ctx: &Context, ns: &str, engine_uid: &str, job: &Job) -
         Ok(_) => {
             info!(job = %name, "experiment Job created");
             ctx.metrics.job_created();
+            // Latency from the start of this run (the engine's creation for a first run).
+            let started = engine
+                .status
+                .as_ref()
+                .and_then(|s| s.started_at.as_deref())
+                .and_then(|s| s.parse::<Timestamp>().ok())
+                .or_else(|| engine.metadata.creation_timestamp.as_ref().map(|t| t.0));
+            if let Some(started) = started {
+                let secs = Timestamp::now().duration_since(started).as_secs_f64();
+                ctx.metrics.engine_to_job.observe(secs.max(0.0));
+            }
             Ok(())
         }
         Err(e) if is_status(&e, 409) => {

@@ -36,7 +36,12 @@ pub struct Settings {
 
 impl Default for Settings {
     fn default() -> Self {
-        Self { watch_namespace: None, concurrency: 16, plan: PlanConfig::default(), max_backoff: Duration::from_secs(300) }
+        Self {
+            watch_namespace: None,
+            concurrency: 16,
+            plan: PlanConfig::default(),
+            max_backoff: Duration::from_secs(300),
+        }
     }
 }
 

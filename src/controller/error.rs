@@ -24,10 +24,22 @@ impl Error {
     /// A short fixed string per kind of failure (no object names: bounded label cardinality).
     pub fn category(&self) -> &'static str {
         match self {
-            Error::Kube { source: kube::Error::Api(ae), .. } if ae.code == 409 => "conflict",
-            Error::Kube { source: kube::Error::Api(ae), .. } if ae.code == 404 => "not_found",
-            Error::Kube { source: kube::Error::Api(ae), .. } if ae.code == 403 => "forbidden",
-            Error::Kube { source: kube::Error::Api(ae), .. } if ae.code == 422 => "invalid",
+            Error::Kube {
+                source: kube::Error::Api(ae),
+                ..
+            } if ae.code == 409 => "conflict",
+            Error::Kube {
+                source: kube::Error::Api(ae),
+                ..
+            } if ae.code == 404 => "not_found",
+            Error::Kube {
+                source: kube::Error::Api(ae),
+                ..
+            } if ae.code == 403 => "forbidden",
+            Error::Kube {
+                source: kube::Error::Api(ae),
+                ..
+            } if ae.code == 422 => "invalid",
             Error::Kube { .. } => "api",
             Error::JobConflict { .. } => "job_conflict",
             Error::Malformed(_) => "malformed",

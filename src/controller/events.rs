@@ -60,7 +60,10 @@ pub async fn emit(events: &Api<Event>, engine: &ChaosEngine, ev: &EventSpec) -> 
         reason: Some(ev.reason.clone()),
         message: Some(ev.message.clone()),
         type_: Some(ev.event_type.as_str().into()),
-        source: Some(K8sEventSource { component: Some(component(engine, ev)), host: None }),
+        source: Some(K8sEventSource {
+            component: Some(component(engine, ev)),
+            host: None,
+        }),
         count: Some(1),
         first_timestamp: Some(Time(now)),
         last_timestamp: Some(Time(now)),
@@ -72,7 +75,10 @@ pub async fn emit(events: &Api<Event>, engine: &ChaosEngine, ev: &EventSpec) -> 
     match events.create(&PostParams::default(), &event).await {
         Ok(_) => Ok(()),
         Err(e) if is_status(&e, 409) => {
-            let existing = events.get(&name).await.during("reading an existing event")?;
+            let existing = events
+                .get(&name)
+                .await
+                .during("reading an existing event")?;
             let count = existing.count.unwrap_or(1) + 1;
             let patch = json!({
                 "count": count,

@@ -14,11 +14,17 @@ use crate::engine::job::{CHAOS_UID_LABEL, mounted_sources};
 use crate::engine::{ExperimentPhase, Observed, lookups};
 
 fn has_uid(labels: Option<&std::collections::BTreeMap<String, String>>, uid: &str) -> bool {
-    labels.and_then(|l| l.get(CHAOS_UID_LABEL)).is_some_and(|v| v == uid)
+    labels
+        .and_then(|l| l.get(CHAOS_UID_LABEL))
+        .is_some_and(|v| v == uid)
 }
 
 /// Gathers what was observed for one engine.
-pub async fn observe(ctx: &Context, engine: &ChaosEngine, now: Timestamp) -> Result<Observed, Error> {
+pub async fn observe(
+    ctx: &Context,
+    engine: &ChaosEngine,
+    now: Timestamp,
+) -> Result<Observed, Error> {
     let ns = engine.metadata.namespace.clone().unwrap_or_default();
     let uid = engine.metadata.uid.clone().unwrap_or_default();
     let name = engine.metadata.name.clone().unwrap_or_default();
@@ -57,10 +63,18 @@ pub async fn observe(ctx: &Context, engine: &ChaosEngine, now: Timestamp) -> Res
     let jobs_api: Api<Job> = Api::namespaced(client.clone(), &ns);
     for entry in engine.status.iter().flat_map(|s| s.experiments.iter()) {
         let active = ExperimentPhase::parse(&entry.phase).is_active();
-        if active && !entry.job_name.is_empty() && !observed.jobs.iter().any(|j| j.metadata.name.as_deref() == Some(entry.job_name.as_str())) {
-            if let Some(job) = jobs_api.get_opt(&entry.job_name).await.during("reading a Job")? {
-                observed.jobs.push(job);
-            }
+        if active
+            && !entry.job_name.is_empty()
+            && !observed
+                .jobs
+                .iter()
+                .any(|j| j.metadata.name.as_deref() == Some(entry.job_name.as_str()))
+            && let Some(job) = jobs_api
+                .get_opt(&entry.job_name)
+                .await
+                .during("reading a Job")?
+        {
+            observed.jobs.push(job);
         }
     }
 
@@ -72,31 +86,52 @@ pub async fn observe(ctx: &Context, engine: &ChaosEngine, now: Timestamp) -> Res
     let mut config_maps = BTreeSet::new();
     let mut secrets = BTreeSet::new();
     for exp_name in &wanted.experiments {
-        let found = experiments.get_opt(exp_name).await.during("reading a ChaosExperiment")?;
-        if let (Some(exp), Some(entry)) = (&found, engine.spec.experiments.iter().find(|e| &e.name == exp_name)) {
-            if let Ok(sources) = mounted_sources(exp, entry) {
-                config_maps.extend(sources.config_maps.into_iter().map(|c| c.name));
-                secrets.extend(sources.secrets.into_iter().map(|s| s.name));
-            }
+        let found = experiments
+            .get_opt(exp_name)
+            .await
+            .during("reading a ChaosExperiment")?;
+        if let (Some(exp), Some(entry)) = (
+            &found,
+            engine.spec.experiments.iter().find(|e| &e.name == exp_name),
+        ) && let Ok(sources) = mounted_sources(exp, entry)
+        {
+            config_maps.extend(sources.config_maps.into_iter().map(|c| c.name));
+            secrets.extend(sources.secrets.into_iter().map(|s| s.name));
         }
         observed.experiments.insert(exp_name.clone(), found);
     }
     // Existence checks read metadata only: the controller never needs Secret contents.
     let cm_api: Api<ConfigMap> = Api::namespaced(client.clone(), &ns);
     for cm in config_maps {
-        if cm_api.get_metadata_opt(&cm).await.during("reading a ConfigMap")?.is_none() {
+        if cm_api
+            .get_metadata_opt(&cm)
+            .await
+            .during("reading a ConfigMap")?
+            .is_none()
+        {
             observed.missing_config_maps.insert(cm);
         }
     }
     let secret_api: Api<Secret> = Api::namespaced(client.clone(), &ns);
     for secret in secrets {
-        if secret_api.get_metadata_opt(&secret).await.during("reading a Secret")?.is_none() {
+        if secret_api
+            .get_metadata_opt(&secret)
+            .await
+            .during("reading a Secret")?
+            .is_none()
+        {
             observed.missing_secrets.insert(secret);
         }
     }
     if let Some(sa) = wanted.service_account {
         let sa_api: Api<ServiceAccount> = Api::namespaced(client, &ns);
-        observed.service_account_exists = Some(sa_api.get_metadata_opt(&sa).await.during("reading a ServiceAccount")?.is_some());
+        observed.service_account_exists = Some(
+            sa_api
+                .get_metadata_opt(&sa)
+                .await
+                .during("reading a ServiceAccount")?
+                .is_some(),
+        );
     }
     Ok(observed)
 }

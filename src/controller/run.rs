@@ -25,7 +25,8 @@ use super::observe::observe;
 use crate::api::{ChaosEngine, ChaosResult};
 use crate::engine::job::CHAOS_UID_LABEL;
 use crate::engine::{EventSpec, EventType, plan};
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, Sources};
+use crate::server::Health;
 
 /// Detects whether the installed ChaosEngine CRD has the status subresource (ours does; Litmus's
 /// does not), so the controller also runs on a cluster that still has Litmus's CRDs.
@@ -34,13 +35,23 @@ pub async fn detect_status_mode(client: &Client) -> Result<StatusMode, Error> {
         .list_api_group_resources(crate::api::API_VERSION)
         .await
         .during("discovering the litmuschaos.io API")?;
-    let has_status = resources.resources.iter().any(|r| r.name == "chaosengines/status");
-    Ok(if has_status { StatusMode::Subresource } else { StatusMode::MainResource })
+    let has_status = resources
+        .resources
+        .iter()
+        .any(|r| r.name == "chaosengines/status");
+    Ok(if has_status {
+        StatusMode::Subresource
+    } else {
+        StatusMode::MainResource
+    })
 }
 
 fn api_for<K>(client: &Client, ns: Option<&str>) -> Api<K>
 where
-    K: Resource<Scope = k8s_openapi::NamespaceResourceScope> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
     K::DynamicType: Default,
 {
     match ns {
@@ -54,6 +65,7 @@ pub async fn run(
     client: Client,
     settings: Settings,
     metrics: Arc<Metrics>,
+    health: Arc<Health>,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) -> Result<(), Error> {
     let status_mode = detect_status_mode(&client).await?;
@@ -63,24 +75,39 @@ pub async fn run(
     let chaos = watcher::Config::default().labels(CHAOS_UID_LABEL);
 
     let (jobs, jobs_writer) = reflector::store::<Job>();
-    let job_stream = reflector::reflector(jobs_writer, watcher(api_for::<Job>(&client, ns), chaos.clone()))
-        .default_backoff()
-        .touched_objects();
+    let job_stream = reflector::reflector(
+        jobs_writer,
+        watcher(api_for::<Job>(&client, ns), chaos.clone()),
+    )
+    .default_backoff()
+    .touched_objects();
     let (pods, pods_writer) = reflector::store::<Pod>();
-    let pod_stream = reflector::reflector(pods_writer, watcher(api_for::<Pod>(&client, ns), chaos.clone()))
-        .default_backoff()
-        .touched_objects();
+    let pod_stream = reflector::reflector(
+        pods_writer,
+        watcher(api_for::<Pod>(&client, ns), chaos.clone()),
+    )
+    .default_backoff()
+    .touched_objects();
     let (results, results_writer) = reflector::store::<ChaosResult>();
-    let result_stream =
-        reflector::reflector(results_writer, watcher(api_for::<ChaosResult>(&client, ns), watcher::Config::default()))
-            .default_backoff()
-            .touched_objects();
+    let result_stream = reflector::reflector(
+        results_writer,
+        watcher(
+            api_for::<ChaosResult>(&client, ns),
+            watcher::Config::default(),
+        ),
+    )
+    .default_backoff()
+    .touched_objects();
 
     let ctx = Arc::new(Context {
         client: client.clone(),
         settings: settings.clone(),
         status_mode,
-        caches: Caches { jobs, pods, results },
+        caches: Caches {
+            jobs,
+            pods,
+            results,
+        },
         by_uid: Mutex::new(HashMap::new()),
         failures: Mutex::new(HashMap::new()),
         metrics,
@@ -89,10 +116,34 @@ pub async fn run(
     let engines = api_for::<DeserializeGuard<ChaosEngine>>(&client, ns);
     let by_uid_pods = ctx.clone();
     let by_uid_results = ctx.clone();
-    Controller::new(engines, watcher::Config::default())
+    let controller = Controller::new(engines, watcher::Config::default());
+    ctx.metrics.set_sources(Sources {
+        engines: controller.store(),
+        results: ctx.caches.results.clone(),
+    });
+    // Ready once every cache has its first full list (the controller polls the watches meanwhile).
+    let ready = {
+        let (engines, caches) = (controller.store(), ctx.caches.clone());
+        async move {
+            let synced = engines.wait_until_ready().await.is_ok()
+                && caches.jobs.wait_until_ready().await.is_ok()
+                && caches.pods.wait_until_ready().await.is_ok()
+                && caches.results.wait_until_ready().await.is_ok();
+            if synced {
+                health
+                    .synced
+                    .store(true, std::sync::atomic::Ordering::Relaxed);
+                info!("caches synced");
+            }
+        }
+    };
+    tokio::spawn(ready);
+    controller
         .with_config(ControllerConfig::default().concurrency(settings.concurrency))
         .owns_stream(job_stream)
-        .watches_stream(pod_stream, move |pod: Pod| engine_of(&by_uid_pods, pod.labels().get(CHAOS_UID_LABEL)))
+        .watches_stream(pod_stream, move |pod: Pod| {
+            engine_of(&by_uid_pods, pod.labels().get(CHAOS_UID_LABEL))
+        })
         .watches_stream(result_stream, move |r: ChaosResult| {
             engine_of(&by_uid_results, r.labels().get(CHAOS_UID_LABEL))
         })
@@ -104,7 +155,10 @@ pub async fn run(
     Ok(())
 }
 
-fn engine_of(ctx: &Context, uid: Option<&String>) -> Option<ObjectRef<DeserializeGuard<ChaosEngine>>> {
+fn engine_of(
+    ctx: &Context,
+    uid: Option<&String>,
+) -> Option<ObjectRef<DeserializeGuard<ChaosEngine>>> {
     let uid = uid?;
     let found = ctx.by_uid.lock().ok()?.get(uid).cloned()?;
     let mut r = ObjectRef::new(&found.name);
@@ -126,7 +180,10 @@ fn guard_ref(obj: &DeserializeGuard<ChaosEngine>) -> ObjectRef<ChaosEngine> {
     r
 }
 
-async fn reconcile(obj: Arc<DeserializeGuard<ChaosEngine>>, ctx: Arc<Context>) -> Result<Action, Error> {
+async fn reconcile(
+    obj: Arc<DeserializeGuard<ChaosEngine>>,
+    ctx: Arc<Context>,
+) -> Result<Action, Error> {
     let key = guard_ref(&obj);
     let engine = match &obj.0 {
         Ok(engine) => engine,
@@ -144,7 +201,9 @@ async fn reconcile(obj: Arc<DeserializeGuard<ChaosEngine>>, ctx: Arc<Context>) -
         let outcome = reconcile_engine(&ctx, engine).await;
         ctx.metrics.in_flight.dec();
         ctx.metrics.reconciles.inc();
-        ctx.metrics.reconcile_duration.observe(started.elapsed().as_secs_f64());
+        ctx.metrics
+            .reconcile_duration
+            .observe(started.elapsed().as_secs_f64());
         if outcome.is_ok() {
             if let Ok(mut f) = ctx.failures.lock() {
                 f.remove(&key);
@@ -185,23 +244,39 @@ async fn reconcile_engine(ctx: &Context, engine: &ChaosEngine) -> Result<Action,
 }
 
 /// An engine that does not deserialize gets a Warning Event and is left alone; the others go on.
-async fn reject_malformed(ctx: &Context, invalid: &kube::core::error_boundary::InvalidObject) -> Result<Action, Error> {
+async fn reject_malformed(
+    ctx: &Context,
+    invalid: &kube::core::error_boundary::InvalidObject,
+) -> Result<Action, Error> {
     warn!(name = ?invalid.metadata.name, error = %invalid.error, "malformed ChaosEngine");
-    let mut engine = ChaosEngine::new(invalid.metadata.name.as_deref().unwrap_or_default(), Default::default());
+    let mut engine = ChaosEngine::new(
+        invalid.metadata.name.as_deref().unwrap_or_default(),
+        Default::default(),
+    );
     engine.metadata = invalid.metadata.clone();
     let ev = EventSpec::operator(
         EventType::Warning,
         "ChaosEngineMalformed",
         format!("ChaosEngine cannot be read: {}", invalid.error),
     );
-    let api: Api<Event> = Api::namespaced(ctx.client.clone(), invalid.metadata.namespace.as_deref().unwrap_or("default"));
+    let api: Api<Event> = Api::namespaced(
+        ctx.client.clone(),
+        invalid.metadata.namespace.as_deref().unwrap_or("default"),
+    );
     events::emit(&api, &engine, &ev).await?;
     Ok(Action::await_change())
 }
 
-fn error_policy(obj: Arc<DeserializeGuard<ChaosEngine>>, error: &Error, ctx: Arc<Context>) -> Action {
+fn error_policy(
+    obj: Arc<DeserializeGuard<ChaosEngine>>,
+    error: &Error,
+    ctx: Arc<Context>,
+) -> Action {
     let key = guard_ref(&obj);
-    ctx.metrics.reconcile_errors.with_label_values(&[error.category()]).inc();
+    ctx.metrics
+        .reconcile_errors
+        .with_label_values(&[error.category()])
+        .inc();
     let failures = ctx
         .failures
         .lock()
@@ -211,7 +286,11 @@ fn error_policy(obj: Arc<DeserializeGuard<ChaosEngine>>, error: &Error, ctx: Arc
             *n
         })
         .unwrap_or(1);
-    let delay = if error.category() == "conflict" { Duration::from_millis(100) } else { ctx.backoff(failures) };
+    let delay = if error.category() == "conflict" {
+        Duration::from_millis(100)
+    } else {
+        ctx.backoff(failures)
+    };
     warn!(engine = %key, %error, failures, retry_in = ?delay, "reconcile failed");
     Action::requeue(delay)
 }

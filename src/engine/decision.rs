@@ -42,13 +42,25 @@ pub struct EventSpec {
 impl EventSpec {
     /// An operator event.
     pub fn operator(event_type: EventType, reason: &str, message: impl Into<String>) -> Self {
-        Self { source: EventSource::Operator, event_type, reason: reason.into(), message: message.into() }
+        Self {
+            source: EventSource::Operator,
+            event_type,
+            reason: reason.into(),
+            message: message.into(),
+        }
     }
 
     /// A runner event about one experiment.
-    pub fn runner(experiment: &str, event_type: EventType, reason: &str, message: impl Into<String>) -> Self {
+    pub fn runner(
+        experiment: &str,
+        event_type: EventType,
+        reason: &str,
+        message: impl Into<String>,
+    ) -> Self {
         Self {
-            source: EventSource::Runner { experiment: experiment.into() },
+            source: EventSource::Runner {
+                experiment: experiment.into(),
+            },
             event_type,
             reason: reason.into(),
             message: message.into(),

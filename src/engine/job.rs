@@ -35,7 +35,9 @@ pub enum RenderError {
     EmptyDefinitionField(String, &'static str),
     #[error("spec.chaosServiceAccount must be set")]
     NoServiceAccount,
-    #[error("sidecar is enabled by the sidecar/enabled annotation but spec.components.sidecar is empty")]
+    #[error(
+        "sidecar is enabled by the sidecar/enabled annotation but spec.components.sidecar is empty"
+    )]
     NoSidecar,
     #[error("engine has no name, namespace or uid yet")]
     IncompleteEngine,
@@ -56,8 +58,17 @@ pub struct JobIdentity<'a> {
 
 /// `<experiment>-<6 [a-z0-9]>`, the suffix derived from engine UID, run, index and iteration so a
 /// retried launch computes the same name and finds its Job instead of making a second one.
-pub fn job_name(experiment: &str, engine_uid: &str, run_id: i64, index: usize, iteration: u32) -> String {
-    format!("{experiment}-{}", suffix6(&format!("{engine_uid}/{run_id}/{index}/{iteration}")))
+pub fn job_name(
+    experiment: &str,
+    engine_uid: &str,
+    run_id: i64,
+    index: usize,
+    iteration: u32,
+) -> String {
+    format!(
+        "{experiment}-{}",
+        suffix6(&format!("{engine_uid}/{run_id}/{index}/{iteration}"))
+    )
 }
 
 /// Six characters from `[a-z0-9]`, a pure function of `seed`.
@@ -78,7 +89,11 @@ pub fn targets(engine: &ChaosEngine) -> String {
             return workloads
                 .iter()
                 .map(|w| {
-                    let what = w.names.as_deref().filter(|n| !n.is_empty()).or(w.labels.as_deref());
+                    let what = w
+                        .names
+                        .as_deref()
+                        .filter(|n| !n.is_empty())
+                        .or(w.labels.as_deref());
                     format!("{}:{}:[{}]", w.kind, w.namespace, what.unwrap_or_default())
                 })
                 .collect::<Vec<_>>()
@@ -96,7 +111,11 @@ pub fn targets(engine: &ChaosEngine) -> String {
         return String::new();
     };
     let non_empty = |v: &Option<String>| v.clone().filter(|s| !s.is_empty());
-    let (ns, label, kind) = (non_empty(&app.appns), non_empty(&app.applabel), non_empty(&app.appkind));
+    let (ns, label, kind) = (
+        non_empty(&app.appns),
+        non_empty(&app.applabel),
+        non_empty(&app.appkind),
+    );
     if ns.is_none() && label.is_none() && kind.is_none() {
         return String::new();
     }
@@ -124,10 +143,19 @@ pub fn instance_id(entry: &ExperimentList) -> Option<String> {
 
 /// `(STATUS_CHECK_DELAY, STATUS_CHECK_TIMEOUT)` in seconds: engine values when non-zero, else the defaults.
 pub fn status_check_timeouts(entry: &ExperimentList) -> (i64, i64) {
-    let t = entry.spec.components.status_check_timeouts.clone().unwrap_or_default();
+    let t = entry
+        .spec
+        .components
+        .status_check_timeouts
+        .clone()
+        .unwrap_or_default();
     (
-        t.delay.filter(|d| *d != 0).unwrap_or(DEFAULT_STATUS_CHECK_DELAY),
-        t.timeout.filter(|d| *d != 0).unwrap_or(DEFAULT_STATUS_CHECK_TIMEOUT),
+        t.delay
+            .filter(|d| *d != 0)
+            .unwrap_or(DEFAULT_STATUS_CHECK_DELAY),
+        t.timeout
+            .filter(|d| *d != 0)
+            .unwrap_or(DEFAULT_STATUS_CHECK_TIMEOUT),
     )
 }
 
@@ -144,7 +172,11 @@ impl EnvList {
         }
     }
     fn set_value(&mut self, name: &str, value: impl Into<String>) {
-        self.set(EnvVar { name: name.into(), value: Some(value.into()), value_from: None });
+        self.set(EnvVar {
+            name: name.into(),
+            value: Some(value.into()),
+            value_from: None,
+        });
     }
     fn set_if_non_empty(&mut self, name: &str, value: &str) {
         if !value.is_empty() {
@@ -158,7 +190,10 @@ fn downward(name: &str, field: &str) -> EnvVar {
         name: name.into(),
         value: None,
         value_from: Some(EnvVarSource {
-            field_ref: Some(ObjectFieldSelector { field_path: field.into(), api_version: None }),
+            field_ref: Some(ObjectFieldSelector {
+                field_path: field.into(),
+                api_version: None,
+            }),
             ..Default::default()
         }),
     }
@@ -167,23 +202,47 @@ fn downward(name: &str, field: &str) -> EnvVar {
 /// The experiment container's env with the precedence of litmus-spec.md §4.3 (later wins):
 /// runner-derived → ChaosExperiment env → engine env → forced STATUS_CHECK_* / JOB_CLEANUP_POLICY
 /// → downward-API POD_NAME.
-pub fn merge_env(engine: &ChaosEngine, experiment: &ChaosExperiment, entry: &ExperimentList) -> Vec<EnvVar> {
+pub fn merge_env(
+    engine: &ChaosEngine,
+    experiment: &ChaosExperiment,
+    entry: &ExperimentList,
+) -> Vec<EnvVar> {
     let spec = &engine.spec;
     let def = &experiment.spec.definition;
     let mut env = EnvList::default();
-    env.set_if_non_empty("CHAOSENGINE", engine.metadata.name.as_deref().unwrap_or_default());
+    env.set_if_non_empty(
+        "CHAOSENGINE",
+        engine.metadata.name.as_deref().unwrap_or_default(),
+    );
     env.set_if_non_empty("TARGETS", &targets(engine));
-    env.set_if_non_empty("CHAOS_NAMESPACE", engine.metadata.namespace.as_deref().unwrap_or_default());
-    env.set_if_non_empty("AUXILIARY_APPINFO", spec.auxiliary_app_info.as_deref().unwrap_or_default());
-    env.set_if_non_empty("CHAOS_UID", engine.metadata.uid.as_deref().unwrap_or_default());
+    env.set_if_non_empty(
+        "CHAOS_NAMESPACE",
+        engine.metadata.namespace.as_deref().unwrap_or_default(),
+    );
+    env.set_if_non_empty(
+        "AUXILIARY_APPINFO",
+        spec.auxiliary_app_info.as_deref().unwrap_or_default(),
+    );
+    env.set_if_non_empty(
+        "CHAOS_UID",
+        engine.metadata.uid.as_deref().unwrap_or_default(),
+    );
     env.set_if_non_empty("EXPERIMENT_NAME", &entry.name);
     env.set_if_non_empty("LIB_IMAGE_PULL_POLICY", &experiment_pull_policy(experiment));
     env.set_value(
         "TERMINATION_GRACE_PERIOD_SECONDS",
-        spec.termination_grace_period_seconds.unwrap_or(0).to_string(),
+        spec.termination_grace_period_seconds
+            .unwrap_or(0)
+            .to_string(),
     );
-    env.set_value("DEFAULT_HEALTH_CHECK", spec.default_health_check.unwrap_or(false).to_string());
-    env.set_if_non_empty("CHAOS_SERVICE_ACCOUNT", spec.chaos_service_account.as_deref().unwrap_or_default());
+    env.set_value(
+        "DEFAULT_HEALTH_CHECK",
+        spec.default_health_check.unwrap_or(false).to_string(),
+    );
+    env.set_if_non_empty(
+        "CHAOS_SERVICE_ACCOUNT",
+        spec.chaos_service_account.as_deref().unwrap_or_default(),
+    );
     for var in &def.env {
         env.set(var.clone());
     }
@@ -193,7 +252,10 @@ pub fn merge_env(engine: &ChaosEngine, experiment: &ChaosExperiment, entry: &Exp
     let (delay, timeout) = status_check_timeouts(entry);
     env.set_value("STATUS_CHECK_DELAY", delay.to_string());
     env.set_value("STATUS_CHECK_TIMEOUT", timeout.to_string());
-    env.set_value("JOB_CLEANUP_POLICY", spec.job_clean_up_policy.clone().unwrap_or_default());
+    env.set_value(
+        "JOB_CLEANUP_POLICY",
+        spec.job_clean_up_policy.clone().unwrap_or_default(),
+    );
     env.set(downward("POD_NAME", "metadata.name"));
     env.0
 }
@@ -210,7 +272,10 @@ fn experiment_pull_policy(experiment: &ChaosExperiment) -> String {
 
 /// Merges the experiment's ConfigMaps/Secrets with the engine's (litmus-spec.md §4.4): an engine
 /// entry with a known name replaces its mountPath, a new name is appended.
-pub fn merge_volume_sources(from_experiment: &[VolumeSource], from_engine: &[VolumeSource]) -> Vec<VolumeSource> {
+pub fn merge_volume_sources(
+    from_experiment: &[VolumeSource],
+    from_engine: &[VolumeSource],
+) -> Vec<VolumeSource> {
     let mut merged = from_experiment.to_vec();
     for over in from_engine {
         match merged.iter_mut().find(|v| v.name == over.name) {
@@ -229,15 +294,24 @@ pub struct MountedSources {
 }
 
 /// Merged and checked ConfigMaps/Secrets/hostFileVolumes of one experiment.
-pub fn mounted_sources(experiment: &ChaosExperiment, entry: &ExperimentList) -> Result<MountedSources, RenderError> {
+pub fn mounted_sources(
+    experiment: &ChaosExperiment,
+    entry: &ExperimentList,
+) -> Result<MountedSources, RenderError> {
     let def = &experiment.spec.definition;
     let comps = &entry.spec.components;
     let config_maps = merge_volume_sources(&def.config_maps, &comps.config_maps);
-    if config_maps.iter().any(|v| v.name.is_empty() || v.mount_path.is_empty()) {
+    if config_maps
+        .iter()
+        .any(|v| v.name.is_empty() || v.mount_path.is_empty())
+    {
         return Err(RenderError::IncompleteConfigMap);
     }
     let secrets = merge_volume_sources(&def.secrets, &comps.secrets);
-    if secrets.iter().any(|v| v.name.is_empty() || v.mount_path.is_empty()) {
+    if secrets
+        .iter()
+        .any(|v| v.name.is_empty() || v.mount_path.is_empty())
+    {
         return Err(RenderError::IncompleteSecret);
     }
     if def
@@ -247,7 +321,10 @@ pub fn mounted_sources(experiment: &ChaosExperiment, entry: &ExperimentList) -> 
     {
         return Err(RenderError::IncompleteHostFile);
     }
-    Ok(MountedSources { config_maps, secrets })
+    Ok(MountedSources {
+        config_maps,
+        secrets,
+    })
 }
 
 fn non_empty<T>(v: Vec<T>) -> Option<Vec<T>> {
@@ -259,7 +336,11 @@ fn non_empty_map(m: BTreeMap<String, String>) -> Option<BTreeMap<String, String>
 }
 
 /// Renders the experiment Job for one experiment of one run.
-pub fn render_job(engine: &ChaosEngine, experiment: &ChaosExperiment, id: JobIdentity<'_>) -> Result<Job, RenderError> {
+pub fn render_job(
+    engine: &ChaosEngine,
+    experiment: &ChaosExperiment,
+    id: JobIdentity<'_>,
+) -> Result<Job, RenderError> {
     let (Some(engine_name), Some(namespace), Some(uid)) = (
         engine.metadata.name.as_deref(),
         engine.metadata.namespace.as_deref(),
@@ -271,7 +352,10 @@ pub fn render_job(engine: &ChaosEngine, experiment: &ChaosExperiment, id: JobIde
     let comps = &id.entry.spec.components;
     let exp_name = id.entry.name.as_str();
     if def.command.is_empty() {
-        return Err(RenderError::EmptyDefinitionField(exp_name.into(), "command"));
+        return Err(RenderError::EmptyDefinitionField(
+            exp_name.into(),
+            "command",
+        ));
     }
     if def.args.is_empty() {
         return Err(RenderError::EmptyDefinitionField(exp_name.into(), "args"));
@@ -304,7 +388,11 @@ pub fn render_job(engine: &ChaosEngine, experiment: &ChaosExperiment, id: JobIde
             }),
             ..Default::default()
         });
-        mounts.push(VolumeMount { name: cm.name.clone(), mount_path: cm.mount_path.clone(), ..Default::default() });
+        mounts.push(VolumeMount {
+            name: cm.name.clone(),
+            mount_path: cm.mount_path.clone(),
+            ..Default::default()
+        });
     }
     for secret in &sources.secrets {
         volumes.push(secret_volume(&secret.name));
@@ -319,15 +407,28 @@ pub fn render_job(engine: &ChaosEngine, experiment: &ChaosExperiment, id: JobIde
             name: host.name.clone(),
             host_path: Some(HostPathVolumeSource {
                 path: host.node_path.clone(),
-                type_: Some(host.host_path_type.clone().filter(|t| !t.is_empty()).unwrap_or_else(|| "File".into())),
+                type_: Some(
+                    host.host_path_type
+                        .clone()
+                        .filter(|t| !t.is_empty())
+                        .unwrap_or_else(|| "File".into()),
+                ),
             }),
             ..Default::default()
         });
-        mounts.push(VolumeMount { name: host.name.clone(), mount_path: host.mount_path.clone(), ..Default::default() });
+        mounts.push(VolumeMount {
+            name: host.name.clone(),
+            mount_path: host.mount_path.clone(),
+            ..Default::default()
+        });
     }
 
     let security = def.security_context.clone().unwrap_or_default();
-    let image = comps.experiment_image.clone().filter(|i| !i.is_empty()).unwrap_or_else(|| def.image.clone());
+    let image = comps
+        .experiment_image
+        .clone()
+        .filter(|i| !i.is_empty())
+        .unwrap_or_else(|| def.image.clone());
     let main = Container {
         name: name.clone(),
         image: Some(image),
@@ -342,7 +443,12 @@ pub fn render_job(engine: &ChaosEngine, experiment: &ChaosExperiment, id: JobIde
     };
     let mut containers = vec![main];
     if engine.sidecar_enabled() {
-        let sidecars = engine.spec.components.as_ref().map(|c| c.sidecar.clone()).unwrap_or_default();
+        let sidecars = engine
+            .spec
+            .components
+            .as_ref()
+            .map(|c| c.sidecar.clone())
+            .unwrap_or_default();
         if sidecars.is_empty() {
             return Err(RenderError::NoSidecar);
         }
@@ -367,7 +473,11 @@ pub fn render_job(engine: &ChaosEngine, experiment: &ChaosExperiment, id: JobIde
                 name: format!("{name}-sidecar-{}", suffix6(&format!("{name}/sidecar/{i}"))),
                 image: Some(sidecar.image.clone()),
                 image_pull_policy: Some(
-                    sidecar.image_pull_policy.clone().filter(|p| !p.is_empty()).unwrap_or_else(|| "IfNotPresent".into()),
+                    sidecar
+                        .image_pull_policy
+                        .clone()
+                        .filter(|p| !p.is_empty())
+                        .unwrap_or_else(|| "IfNotPresent".into()),
                 ),
                 env: Some(env.0),
                 env_from: non_empty(sidecar.env_from.clone()),
@@ -378,7 +488,10 @@ pub fn render_job(engine: &ChaosEngine, experiment: &ChaosExperiment, id: JobIde
         }
     }
 
-    let grace = engine.spec.termination_grace_period_seconds.filter(|g| *g != 0);
+    let grace = engine
+        .spec
+        .termination_grace_period_seconds
+        .filter(|g| *g != 0);
     let pod_spec = PodSpec {
         service_account_name: Some(service_account),
         restart_policy: Some("Never".into()),
@@ -412,7 +525,11 @@ pub fn render_job(engine: &ChaosEngine, experiment: &ChaosExperiment, id: JobIde
         spec: Some(JobSpec {
             backoff_limit: Some(0),
             template: PodTemplateSpec {
-                metadata: Some(ObjectMeta { labels: Some(labels), annotations, ..Default::default() }),
+                metadata: Some(ObjectMeta {
+                    labels: Some(labels),
+                    annotations,
+                    ..Default::default()
+                }),
                 spec: Some(pod_spec),
             },
             ..Default::default()

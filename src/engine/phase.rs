@@ -50,12 +50,18 @@ impl ExperimentPhase {
 
     /// Parses a stored phase; anything unknown (or empty) is `Pending`.
     pub fn parse(s: &str) -> Self {
-        Self::ALL.into_iter().find(|p| p.as_str() == s).unwrap_or(Self::Pending)
+        Self::ALL
+            .into_iter()
+            .find(|p| p.as_str() == s)
+            .unwrap_or(Self::Pending)
     }
 
     /// Whether the experiment will not change any more in this run.
     pub fn is_terminal(self) -> bool {
-        matches!(self, Self::Done | Self::Skipped | Self::Failed | Self::Aborted)
+        matches!(
+            self,
+            Self::Done | Self::Skipped | Self::Failed | Self::Aborted
+        )
     }
 
     /// Whether a Job of this experiment may exist and run.

@@ -5,10 +5,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use k8s_openapi::jiff::{SignedDuration, Timestamp, Unit};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use k8s_openapi::jiff::{SignedDuration, Timestamp, Unit};
 
 use super::decision::{Decision, Effect, EventSpec, EventType};
 use super::job::{self, JobIdentity, RenderError};
@@ -91,7 +91,10 @@ pub fn engine_problem(engine: &ChaosEngine) -> Option<String> {
             return Some("spec.experiments: every experiment needs a name".into());
         }
         if !seen.insert(e.name.as_str()) {
-            return Some(format!("spec.experiments: experiment {} is listed twice (names must be unique)", e.name));
+            return Some(format!(
+                "spec.experiments: experiment {} is listed twice (names must be unique)",
+                e.name
+            ));
         }
     }
     if let Some(err) = schedule::check(engine) {
@@ -116,7 +119,8 @@ fn after(t: Timestamp, d: Duration) -> Timestamp {
 }
 
 fn after_secs(t: Timestamp, secs: i64) -> Timestamp {
-    t.checked_add(SignedDuration::from_secs(secs)).unwrap_or(Timestamp::MAX)
+    t.checked_add(SignedDuration::from_secs(secs))
+        .unwrap_or(Timestamp::MAX)
 }
 
 /// The status a fresh run starts from.
@@ -173,7 +177,10 @@ enum Situation {
 fn situation(engine: &ChaosEngine) -> Situation {
     let status = engine.status.clone().unwrap_or_default();
     let all_finished = !status.experiments.is_empty()
-        && status.experiments.iter().all(|e| ExperimentPhase::parse(&e.phase).is_terminal());
+        && status
+            .experiments
+            .iter()
+            .all(|e| ExperimentPhase::parse(&e.phase).is_terminal());
     let aborting = status.phase == EnginePhase::Aborting.as_str();
     if engine.metadata.deletion_timestamp.is_some() || engine.abort_requested() || aborting {
         return Situation::Abort;
@@ -203,7 +210,9 @@ fn working_status(engine: &ChaosEngine, now: Timestamp) -> ChaosEngineStatus {
 
 /// What to read before [`plan`]: the experiments that may be launched in this pass.
 pub fn lookups(engine: &ChaosEngine, now: Timestamp) -> Lookups {
-    if !matches!(situation(engine), Situation::Start | Situation::Progress) || engine_problem(engine).is_some() {
+    if !matches!(situation(engine), Situation::Start | Situation::Progress)
+        || engine_problem(engine).is_some()
+    {
         return Lookups::default();
     }
     let status = working_status(engine, now);
@@ -215,15 +224,33 @@ pub fn lookups(engine: &ChaosEngine, now: Timestamp) -> Lookups {
         })
         .collect();
     let service_account = (!experiments.is_empty())
-        .then(|| engine.spec.chaos_service_account.clone().filter(|s| !s.is_empty()))
+        .then(|| {
+            engine
+                .spec
+                .chaos_service_account
+                .clone()
+                .filter(|s| !s.is_empty())
+        })
         .flatten();
-    Lookups { experiments, service_account }
+    Lookups {
+        experiments,
+        service_account,
+    }
 }
 
 /// Plans one pass for `engine`.
-pub fn plan(engine: &ChaosEngine, observed: &Observed, now: Timestamp, cfg: &PlanConfig) -> Decision {
+pub fn plan(
+    engine: &ChaosEngine,
+    observed: &Observed,
+    now: Timestamp,
+    cfg: &PlanConfig,
+) -> Decision {
     let mut p = Planner::new(engine, observed, now, cfg);
-    if !engine.metadata.finalizers.as_ref().is_some_and(|f| f.iter().any(|x| x == crate::api::FINALIZER))
+    if !engine
+        .metadata
+        .finalizers
+        .as_ref()
+        .is_some_and(|f| f.iter().any(|x| x == crate::api::FINALIZER))
         && engine.metadata.deletion_timestamp.is_none()
     {
         p.before.push(Effect::AddFinalizer);
@@ -251,7 +278,12 @@ struct Planner<'a> {
 }
 
 impl<'a> Planner<'a> {
-    fn new(engine: &'a ChaosEngine, observed: &'a Observed, now: Timestamp, cfg: &'a PlanConfig) -> Self {
+    fn new(
+        engine: &'a ChaosEngine,
+        observed: &'a Observed,
+        now: Timestamp,
+        cfg: &'a PlanConfig,
+    ) -> Self {
         Self {
             engine,
             observed,
@@ -265,7 +297,11 @@ impl<'a> Planner<'a> {
     }
 
     fn namespace(&self) -> &str {
-        self.engine.metadata.namespace.as_deref().unwrap_or_default()
+        self.engine
+            .metadata
+            .namespace
+            .as_deref()
+            .unwrap_or_default()
     }
 
     fn wake(&mut self, at: Timestamp) {
@@ -283,20 +319,33 @@ impl<'a> Planner<'a> {
             // Never spin: a due deadline is looked at again in a moment, not in a hot loop.
             Duration::from_millis(u64::try_from(millis).unwrap_or(u64::MAX).max(200))
         });
-        Decision { before_status: self.before, status: self.status, after_status: self.after, requeue_after }
+        Decision {
+            before_status: self.before,
+            status: self.status,
+            after_status: self.after,
+            requeue_after,
+        }
     }
 
     /// The `Finished` condition, with its transition time kept while its status is unchanged.
     fn conditions(&self) -> Vec<Condition> {
         let (status, reason, message) = match self.status.phase.as_str() {
-            "Completed" => ("True", "Completed", format!("verdict: {}", self.status.verdict)),
+            "Completed" => (
+                "True",
+                "Completed",
+                format!("verdict: {}", self.status.verdict),
+            ),
             "Stopped" => ("True", "Stopped", "chaos resources removed".to_string()),
             "Invalid" => ("True", "Invalid", self.status.message.clone()),
             "Aborting" => ("False", "Aborting", "deleting chaos resources".to_string()),
             "" => return self.status.conditions.clone(),
             _ => ("False", "Running", "experiments in progress".to_string()),
         };
-        let previous = self.status.conditions.iter().find(|c| c.type_ == "Finished");
+        let previous = self
+            .status
+            .conditions
+            .iter()
+            .find(|c| c.type_ == "Finished");
         let transition = match previous {
             Some(c) if c.status == status => c.last_transition_time.clone(),
             _ => Time(self.now),
@@ -315,7 +364,10 @@ impl<'a> Planner<'a> {
         self.event(EventSpec::operator(
             EventType::Normal,
             "ChaosEngineInitialized",
-            format!("Identifying app under test & launching {}", self.engine.runner_name()),
+            format!(
+                "Identifying app under test & launching {}",
+                self.engine.runner_name()
+            ),
         ));
         if let Some(problem) = engine_problem(self.engine) {
             self.invalid(problem);
@@ -328,18 +380,30 @@ impl<'a> Planner<'a> {
         self.status.engine_status = engine_status::STOPPED.into();
         self.status.phase = EnginePhase::Invalid.as_str().into();
         self.status.message = problem.clone();
-        self.status.finished_at.get_or_insert_with(|| stamp(self.now));
+        self.status
+            .finished_at
+            .get_or_insert_with(|| stamp(self.now));
         if self.engine.wants_active() {
             self.before.push(Effect::StopEngine { clear_abort: false });
         }
-        self.event(EventSpec::operator(EventType::Warning, "ChaosEngineInvalid", problem));
+        self.event(EventSpec::operator(
+            EventType::Warning,
+            "ChaosEngineInvalid",
+            problem,
+        ));
     }
 
     fn restart(&mut self) {
         let was_stopped = self.status.engine_status == engine_status::STOPPED;
-        self.before.push(Effect::DeleteChaosResources { grace_seconds: self.grace() });
+        self.before.push(Effect::DeleteChaosResources {
+            grace_seconds: self.grace(),
+        });
         if was_stopped {
-            self.event(EventSpec::operator(EventType::Normal, "RestartInProgress", "ChaosEngine is restarted"));
+            self.event(EventSpec::operator(
+                EventType::Normal,
+                "RestartInProgress",
+                "ChaosEngine is restarted",
+            ));
         }
         // The fresh status is written in this pass and the run proceeds in the next one, so a
         // retried restart can never delete a Job of the new run.
@@ -347,12 +411,18 @@ impl<'a> Planner<'a> {
         self.event(EventSpec::operator(
             EventType::Normal,
             "ChaosEngineInitialized",
-            format!("Identifying app under test & launching {}", self.engine.runner_name()),
+            format!(
+                "Identifying app under test & launching {}",
+                self.engine.runner_name()
+            ),
         ));
     }
 
     fn grace(&self) -> Option<i64> {
-        self.engine.spec.termination_grace_period_seconds.filter(|g| *g != 0)
+        self.engine
+            .spec
+            .termination_grace_period_seconds
+            .filter(|g| *g != 0)
     }
 
     fn progress(&mut self) {
@@ -388,7 +458,12 @@ impl<'a> Planner<'a> {
                 break;
             }
         }
-        if self.status.experiments.iter().all(|e| ExperimentPhase::parse(&e.phase).is_terminal()) {
+        if self
+            .status
+            .experiments
+            .iter()
+            .all(|e| ExperimentPhase::parse(&e.phase).is_terminal())
+        {
             self.complete();
         }
     }
@@ -407,12 +482,21 @@ impl<'a> Planner<'a> {
 
     fn entry_spec(&self, i: usize) -> Option<&'a crate::api::ExperimentList> {
         let name = &self.status.experiments[i].name;
-        self.engine.spec.experiments.iter().find(|e| &e.name == name)
+        self.engine
+            .spec
+            .experiments
+            .iter()
+            .find(|e| &e.name == name)
     }
 
     fn index_of(&self, i: usize) -> usize {
         let name = &self.status.experiments[i].name;
-        self.engine.spec.experiments.iter().position(|e| &e.name == name).unwrap_or(i)
+        self.engine
+            .spec
+            .experiments
+            .iter()
+            .position(|e| &e.name == name)
+            .unwrap_or(i)
     }
 
     fn update_entry(&mut self, i: usize, f: impl FnOnce(&mut ExperimentStatus)) {
@@ -450,32 +534,63 @@ impl<'a> Planner<'a> {
             return LaunchOutcome::NeedsLookup;
         };
         let Some(experiment) = looked_up else {
-            let why = format!("ChaosExperiment {name} not found in namespace {}", self.namespace());
-            self.end_not_launched(i, experiment_status::NOT_FOUND, why, Some("ExperimentNotFound"));
+            let why = format!(
+                "ChaosExperiment {name} not found in namespace {}",
+                self.namespace()
+            );
+            self.end_not_launched(
+                i,
+                experiment_status::NOT_FOUND,
+                why,
+                Some("ExperimentNotFound"),
+            );
             return LaunchOutcome::Skipped;
         };
         let Some(entry) = self.entry_spec(i) else {
             return LaunchOutcome::NeedsLookup;
         };
-        let sa = self.engine.spec.chaos_service_account.clone().unwrap_or_default();
+        let sa = self
+            .engine
+            .spec
+            .chaos_service_account
+            .clone()
+            .unwrap_or_default();
         if sa.is_empty() {
-            self.end_not_launched(i, experiment_status::SKIPPED, RenderError::NoServiceAccount.to_string(), None);
+            self.end_not_launched(
+                i,
+                experiment_status::SKIPPED,
+                RenderError::NoServiceAccount.to_string(),
+                None,
+            );
             return LaunchOutcome::Skipped;
         }
         match self.observed.service_account_exists {
             None => return LaunchOutcome::NeedsLookup,
             Some(false) => {
-                let why = format!("ServiceAccount {sa} not found in namespace {}", self.namespace());
+                let why = format!(
+                    "ServiceAccount {sa} not found in namespace {}",
+                    self.namespace()
+                );
                 self.end_not_launched(i, experiment_status::SKIPPED, why, None);
                 return LaunchOutcome::Skipped;
             }
             Some(true) => {}
         }
         if self.engine.sidecar_enabled()
-            && self.engine.spec.components.as_ref().is_none_or(|c| c.sidecar.is_empty())
+            && self
+                .engine
+                .spec
+                .components
+                .as_ref()
+                .is_none_or(|c| c.sidecar.is_empty())
         {
             let why = RenderError::NoSidecar.to_string();
-            self.end_not_launched(i, experiment_status::SKIPPED, why, Some("SideCarPatchError"));
+            self.end_not_launched(
+                i,
+                experiment_status::SKIPPED,
+                why,
+                Some("SideCarPatchError"),
+            );
             return LaunchOutcome::Skipped;
         }
         let sources = match job::mounted_sources(experiment, entry) {
@@ -489,13 +604,25 @@ impl<'a> Planner<'a> {
             .config_maps
             .iter()
             .find(|c| self.observed.missing_config_maps.contains(&c.name))
-            .map(|c| format!("ConfigMap {} not found in namespace {}", c.name, self.namespace()))
+            .map(|c| {
+                format!(
+                    "ConfigMap {} not found in namespace {}",
+                    c.name,
+                    self.namespace()
+                )
+            })
             .or_else(|| {
                 sources
                     .secrets
                     .iter()
                     .find(|s| self.observed.missing_secrets.contains(&s.name))
-                    .map(|s| format!("Secret {} not found in namespace {}", s.name, self.namespace()))
+                    .map(|s| {
+                        format!(
+                            "Secret {} not found in namespace {}",
+                            s.name,
+                            self.namespace()
+                        )
+                    })
             });
         if let Some(why) = missing {
             self.end_not_launched(i, experiment_status::SKIPPED, why, None);
@@ -503,7 +630,12 @@ impl<'a> Planner<'a> {
         }
         let run_id = self.status.run_id.unwrap_or(1);
         let iteration = self.status.experiments[i].iteration.unwrap_or(1);
-        let id = JobIdentity { index: self.index_of(i), run_id, iteration, entry };
+        let id = JobIdentity {
+            index: self.index_of(i),
+            run_id,
+            iteration,
+            entry,
+        };
         let job = match job::render_job(self.engine, experiment, id) {
             Ok(job) => job,
             Err(e) => {
@@ -542,15 +674,31 @@ impl<'a> Planner<'a> {
         let name = entry.name.clone();
         let launched = parse_time(entry.launched_at.as_deref()).unwrap_or(self.now);
         let deadline = after(launched, self.cfg.experiment_deadline);
-        let timeout = self.entry_spec(i).map_or(job::DEFAULT_STATUS_CHECK_TIMEOUT, |e| job::status_check_timeouts(e).1);
+        let timeout = self
+            .entry_spec(i)
+            .map_or(job::DEFAULT_STATUS_CHECK_TIMEOUT, |e| {
+                job::status_check_timeouts(e).1
+            });
         let pending_deadline = |since: Timestamp| after_secs(since, timeout);
-        let job = self.observed.jobs.iter().find(|j| j.metadata.name.as_deref() == Some(entry.job_name.as_str()));
+        let job = self
+            .observed
+            .jobs
+            .iter()
+            .find(|j| j.metadata.name.as_deref() == Some(entry.job_name.as_str()));
         let result = self.result_for(&entry);
 
         if self.now >= deadline {
-            self.before.push(Effect::DeleteJob { name: entry.job_name.clone() });
+            self.before.push(Effect::DeleteJob {
+                name: entry.job_name.clone(),
+            });
             let secs = self.cfg.experiment_deadline.as_secs();
-            self.end_launched(i, format!("experiment did not finish within the deadline of {secs}s; its Job was deleted"), "ExperimentTimeout");
+            self.end_launched(
+                i,
+                format!(
+                    "experiment did not finish within the deadline of {secs}s; its Job was deleted"
+                ),
+                "ExperimentTimeout",
+            );
             return;
         }
         self.wake(deadline);
@@ -561,32 +709,59 @@ impl<'a> Planner<'a> {
                 self.record_verdict(i, v, None);
                 return;
             }
-            self.end_launched(i, format!("experiment Job {} disappeared before the experiment finished", entry.job_name), "ExperimentJobVanished");
+            self.end_launched(
+                i,
+                format!(
+                    "experiment Job {} disappeared before the experiment finished",
+                    entry.job_name
+                ),
+                "ExperimentJobVanished",
+            );
             return;
         };
         let Some(pod) = self.pod_of(&entry.job_name) else {
             let due = pending_deadline(launched);
             if self.now >= due {
-                self.end_launched(i, format!("no experiment pod appeared within STATUS_CHECK_TIMEOUT ({timeout}s)"), "ExperimentPodPendingTimeout");
+                self.end_launched(
+                    i,
+                    format!("no experiment pod appeared within STATUS_CHECK_TIMEOUT ({timeout}s)"),
+                    "ExperimentPodPendingTimeout",
+                );
             } else {
                 self.wake(due);
             }
             return;
         };
         let pod_name = pod.metadata.name.clone().unwrap_or_default();
-        let pod_phase = pod.status.as_ref().and_then(|s| s.phase.clone()).unwrap_or_default();
+        let pod_phase = pod
+            .status
+            .as_ref()
+            .and_then(|s| s.phase.clone())
+            .unwrap_or_default();
         let main = pod
             .status
             .as_ref()
             .and_then(|s| s.container_statuses.as_ref())
             .and_then(|cs| cs.iter().find(|c| c.name == entry.job_name));
-        let terminated = main.and_then(|c| c.state.as_ref()).and_then(|s| s.terminated.as_ref());
+        let terminated = main
+            .and_then(|c| c.state.as_ref())
+            .and_then(|s| s.terminated.as_ref());
 
         if pod_phase == "Failed" {
             let detail = terminated.map_or(String::new(), |t| {
-                format!(" (exit code {}, reason {})", t.exit_code, t.reason.clone().unwrap_or_default())
+                format!(
+                    " (exit code {}, reason {})",
+                    t.exit_code,
+                    t.reason.clone().unwrap_or_default()
+                )
             });
-            self.end_launched(i, format!("status check failed as chaos pod status is Failed: pod {pod_name}{detail}"), "ExperimentPodFailed");
+            self.end_launched(
+                i,
+                format!(
+                    "status check failed as chaos pod status is Failed: pod {pod_name}{detail}"
+                ),
+                "ExperimentPodFailed",
+            );
             return;
         }
         if pod_phase == "Succeeded" || terminated.is_some() {
@@ -604,7 +779,12 @@ impl<'a> Planner<'a> {
                             self.cfg.verdict_grace.as_secs()
                         );
                         self.update_entry(i, |e| e.message = why.clone());
-                        self.event(EventSpec::runner(&name, EventType::Warning, "ExperimentVerdictMissing", why));
+                        self.event(EventSpec::runner(
+                            &name,
+                            EventType::Warning,
+                            "ExperimentVerdictMissing",
+                            why,
+                        ));
                         self.record_verdict(i, verdict::ERROR.into(), Some(pod_name));
                     } else {
                         self.wake(due);
@@ -614,7 +794,11 @@ impl<'a> Planner<'a> {
             return;
         }
         if pod_phase == "Pending" || pod_phase.is_empty() {
-            let since = pod.metadata.creation_timestamp.as_ref().map_or(launched, |t| t.0);
+            let since = pod
+                .metadata
+                .creation_timestamp
+                .as_ref()
+                .map_or(launched, |t| t.0);
             let due = pending_deadline(since);
             if self.now >= due {
                 self.end_launched(i, format!("experiment pod {pod_name} stayed Pending longer than STATUS_CHECK_TIMEOUT ({timeout}s)"), "ExperimentPodPendingTimeout");
@@ -641,10 +825,19 @@ impl<'a> Planner<'a> {
             .iter()
             .filter(|p| {
                 let labels = p.metadata.labels.as_ref();
-                labels.and_then(|l| l.get("job-name").or_else(|| l.get("batch.kubernetes.io/job-name")))
+                labels
+                    .and_then(|l| {
+                        l.get("job-name")
+                            .or_else(|| l.get("batch.kubernetes.io/job-name"))
+                    })
                     .is_some_and(|v| v == job_name)
             })
-            .max_by_key(|p| (p.metadata.deletion_timestamp.is_none(), p.metadata.creation_timestamp.clone()))
+            .max_by_key(|p| {
+                (
+                    p.metadata.deletion_timestamp.is_none(),
+                    p.metadata.creation_timestamp.clone(),
+                )
+            })
     }
 
     /// The ChaosResult of this experiment's current run: matched by name, and by the `job-name`
@@ -652,7 +845,11 @@ impl<'a> Planner<'a> {
     fn result_for(&self, entry: &ExperimentStatus) -> Option<&'a ChaosResult> {
         self.observed.results.iter().find(|r| {
             r.metadata.name.as_deref() == Some(entry.result_name.as_str())
-                && r.metadata.labels.as_ref().and_then(|l| l.get("job-name")).is_none_or(|j| *j == entry.job_name)
+                && r.metadata
+                    .labels
+                    .as_ref()
+                    .and_then(|l| l.get("job-name"))
+                    .is_none_or(|j| *j == entry.job_name)
         })
     }
 
@@ -671,12 +868,19 @@ impl<'a> Planner<'a> {
         });
         let delete = self.engine.spec.job_clean_up_policy.as_deref() == Some("delete");
         let message = if delete {
-            self.before.push(Effect::DeleteJob { name: entry.job_name.clone() });
+            self.before.push(Effect::DeleteJob {
+                name: entry.job_name.clone(),
+            });
             format!("Experiment Job: {} will be deleted", entry.job_name)
         } else {
             format!("Experiment Job {} will be retained", entry.job_name)
         };
-        self.event(EventSpec::runner(&entry.name, EventType::Normal, "ExperimentJobCleanUp", message));
+        self.event(EventSpec::runner(
+            &entry.name,
+            EventType::Normal,
+            "ExperimentJobCleanUp",
+            message,
+        ));
     }
 
     /// Ends a launched experiment that did not complete normally (Litmus: `Skipped` / `Fail`).
@@ -711,7 +915,9 @@ impl<'a> Planner<'a> {
         if self.status.experiments.is_empty() {
             self.status.message = "no experiments listed".into();
         }
-        self.status.finished_at.get_or_insert_with(|| stamp(self.now));
+        self.status
+            .finished_at
+            .get_or_insert_with(|| stamp(self.now));
         self.event(EventSpec::operator(
             EventType::Normal,
             "ChaosEngineCompleted",
@@ -722,7 +928,9 @@ impl<'a> Planner<'a> {
     fn abort(&mut self) {
         let deleting = self.engine.metadata.deletion_timestamp.is_some();
         if self.status.phase != EnginePhase::Aborting.as_str() {
-            self.before.push(Effect::DeleteChaosResources { grace_seconds: self.grace() });
+            self.before.push(Effect::DeleteChaosResources {
+                grace_seconds: self.grace(),
+            });
             self.status.phase = EnginePhase::Aborting.as_str().into();
             self.status.aborted_at = Some(stamp(self.now));
             self.status.message = if deleting {
@@ -739,30 +947,61 @@ impl<'a> Planner<'a> {
         let remaining: Vec<&Pod> = self.observed.pods.iter().collect();
         if !remaining.is_empty() {
             if self.now >= deadline {
-                let names: Vec<String> = remaining.iter().filter_map(|p| p.metadata.name.clone()).collect();
+                let names: Vec<String> = remaining
+                    .iter()
+                    .filter_map(|p| p.metadata.name.clone())
+                    .collect();
                 self.event(EventSpec::operator(
                     EventType::Warning,
                     "ChaosResourcesForceDeleted",
-                    format!("chaos pods still present {}s after the abort, force-deleted: {}", deadline.duration_since(started).as_secs(), names.join(", ")),
+                    format!(
+                        "chaos pods still present {}s after the abort, force-deleted: {}",
+                        deadline.duration_since(started).as_secs(),
+                        names.join(", ")
+                    ),
                 ));
                 self.before.push(Effect::ForceDeletePods { names });
                 self.wake(after_secs(self.now, 1));
             } else {
                 // Pods created after the first sweep (helpers, probes) are swept too.
-                let unmarked = remaining.iter().any(|p| p.metadata.deletion_timestamp.is_none())
-                    || self.observed.jobs.iter().any(|j| j.metadata.deletion_timestamp.is_none());
-                if unmarked && !self.before.iter().any(|e| matches!(e, Effect::DeleteChaosResources { .. })) {
-                    self.before.push(Effect::DeleteChaosResources { grace_seconds: self.grace() });
+                let unmarked = remaining
+                    .iter()
+                    .any(|p| p.metadata.deletion_timestamp.is_none())
+                    || self
+                        .observed
+                        .jobs
+                        .iter()
+                        .any(|j| j.metadata.deletion_timestamp.is_none());
+                if unmarked
+                    && !self
+                        .before
+                        .iter()
+                        .any(|e| matches!(e, Effect::DeleteChaosResources { .. }))
+                {
+                    self.before.push(Effect::DeleteChaosResources {
+                        grace_seconds: self.grace(),
+                    });
                 }
                 self.wake(deadline);
             }
             return;
         }
-        if self.observed.jobs.iter().any(|j| j.metadata.deletion_timestamp.is_none()) {
+        if self
+            .observed
+            .jobs
+            .iter()
+            .any(|j| j.metadata.deletion_timestamp.is_none())
+        {
             // A Job may still get a pod that is not in our cache yet: sweep and look again once
             // the watch shows the Job gone.
-            if !self.before.iter().any(|e| matches!(e, Effect::DeleteChaosResources { .. })) {
-                self.before.push(Effect::DeleteChaosResources { grace_seconds: self.grace() });
+            if !self
+                .before
+                .iter()
+                .any(|e| matches!(e, Effect::DeleteChaosResources { .. }))
+            {
+                self.before.push(Effect::DeleteChaosResources {
+                    grace_seconds: self.grace(),
+                });
             }
             self.wake(deadline);
             return;
@@ -792,7 +1031,11 @@ impl<'a> Planner<'a> {
         self.status.verdict = summary_verdict(&self.status.experiments);
         self.status.finished_at.get_or_insert(now);
         self.status.message = "chaos resources removed".into();
-        self.event(EventSpec::operator(EventType::Normal, "ChaosEngineStopped", "Chaos resources deleted successfully"));
+        self.event(EventSpec::operator(
+            EventType::Normal,
+            "ChaosEngineStopped",
+            "Chaos resources deleted successfully",
+        ));
         if !deleting && self.engine.abort_requested() {
             // The annotation is consumed: the engine rests at `stop`, and `active` re-runs it.
             self.after.push(Effect::StopEngine { clear_abort: true });
@@ -811,7 +1054,11 @@ enum LaunchOutcome {
 
 /// The verdict of a ChaosResult once the experiment has written a final one.
 fn final_verdict(result: &ChaosResult) -> Option<String> {
-    let v = result.status.as_ref().map(|s| s.experiment_status.verdict.clone()).unwrap_or_default();
+    let v = result
+        .status
+        .as_ref()
+        .map(|s| s.experiment_status.verdict.clone())
+        .unwrap_or_default();
     (!v.is_empty() && v != verdict::AWAITED).then_some(v)
 }
 
@@ -828,7 +1075,10 @@ pub fn summary_verdict(entries: &[ExperimentStatus]) -> String {
             return v.into();
         }
     }
-    entries.iter().find(|e| e.verdict != verdict::PASS).map_or_else(String::new, |e| e.verdict.clone())
+    entries
+        .iter()
+        .find(|e| e.verdict != verdict::PASS)
+        .map_or_else(String::new, |e| e.verdict.clone())
 }
 
 /// After an abort: fold target annotations (`<kind>/<name>=injected|reverted|targeted`) into
@@ -836,7 +1086,10 @@ pub fn summary_verdict(entries: &[ExperimentStatus]) -> String {
 /// result belongs to another engine or needs no change.
 pub fn settle_result(result: &ChaosResult, engine_uid: &str) -> Option<ChaosResult> {
     let labels = result.metadata.labels.as_ref();
-    if labels.and_then(|l| l.get(job::CHAOS_UID_LABEL)).is_none_or(|u| u != engine_uid) {
+    if labels
+        .and_then(|l| l.get(job::CHAOS_UID_LABEL))
+        .is_none_or(|u| u != engine_uid)
+    {
         return None;
     }
     let mut updated = result.clone();
@@ -846,13 +1099,19 @@ pub fn settle_result(result: &ChaosResult, engine_uid: &str) -> Option<ChaosResu
     if let Some(annotations) = updated.metadata.annotations.as_mut() {
         let folded: Vec<(String, String)> = annotations
             .iter()
-            .filter(|(k, v)| k.contains('/') && matches!(v.as_str(), "injected" | "reverted" | "targeted"))
+            .filter(|(k, v)| {
+                k.contains('/') && matches!(v.as_str(), "injected" | "reverted" | "targeted")
+            })
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
         for (key, value) in folded {
             annotations.remove(&key);
             let (kind, name) = key.split_once('/').unwrap_or(("", key.as_str()));
-            match history.targets.iter_mut().find(|t| t.name == name && t.kind == kind) {
+            match history
+                .targets
+                .iter_mut()
+                .find(|t| t.name == name && t.kind == kind)
+            {
                 Some(t) => t.chaos_status = value,
                 None => history.targets.push(crate::api::TargetDetails {
                     name: name.into(),
@@ -863,7 +1122,8 @@ pub fn settle_result(result: &ChaosResult, engine_uid: &str) -> Option<ChaosResu
         }
     }
     let es = &mut status.experiment_status;
-    if es.phase == result_phase::RUNNING || es.verdict == verdict::AWAITED || es.verdict.is_empty() {
+    if es.phase == result_phase::RUNNING || es.verdict == verdict::AWAITED || es.verdict.is_empty()
+    {
         es.phase = result_phase::STOPPED.into();
         es.verdict = verdict::STOPPED.into();
     }

@@ -23,7 +23,12 @@ pub enum Mode {
 }
 
 fn mode(engine: &ChaosEngine) -> Mode {
-    match engine.spec.execution.as_ref().and_then(|e| e.mode.as_deref()) {
+    match engine
+        .spec
+        .execution
+        .as_ref()
+        .and_then(|e| e.mode.as_deref())
+    {
         Some("parallel") => Mode::Parallel,
         Some("graph") => Mode::Graph,
         _ => Mode::Sequential,
@@ -33,22 +38,36 @@ fn mode(engine: &ChaosEngine) -> Mode {
 /// Problems with `spec.execution`: unknown names, self-dependencies, cycles.
 pub fn check(engine: &ChaosEngine) -> Option<String> {
     let exec = engine.spec.execution.as_ref()?;
-    let names: BTreeSet<&str> = engine.spec.experiments.iter().map(|e| e.name.as_str()).collect();
+    let names: BTreeSet<&str> = engine
+        .spec
+        .experiments
+        .iter()
+        .map(|e| e.name.as_str())
+        .collect();
     for (name, deps) in &exec.depends_on {
         if !names.contains(name.as_str()) {
-            return Some(format!("spec.execution.dependsOn: {name} is not in spec.experiments"));
+            return Some(format!(
+                "spec.execution.dependsOn: {name} is not in spec.experiments"
+            ));
         }
         for dep in deps {
             if dep == name {
-                return Some(format!("spec.execution.dependsOn.{name}: an experiment cannot depend on itself"));
+                return Some(format!(
+                    "spec.execution.dependsOn.{name}: an experiment cannot depend on itself"
+                ));
             }
             if !names.contains(dep.as_str()) {
-                return Some(format!("spec.execution.dependsOn.{name}: {dep} is not in spec.experiments"));
+                return Some(format!(
+                    "spec.execution.dependsOn.{name}: {dep} is not in spec.experiments"
+                ));
             }
         }
     }
     if let Some(cycle) = find_cycle(&exec.depends_on) {
-        return Some(format!("spec.execution.dependsOn: dependency cycle {}", cycle.join(" -> ")));
+        return Some(format!(
+            "spec.execution.dependsOn: dependency cycle {}",
+            cycle.join(" -> ")
+        ));
     }
     None
 }
@@ -98,16 +117,31 @@ pub fn find_cycle(deps: &BTreeMap<String, Vec<String>>) -> Option<Vec<String>> {
 
 /// The pending experiments that may start now, in list order.
 pub fn startable(engine: &ChaosEngine, status: &ChaosEngineStatus) -> Vec<Start> {
-    let phases: Vec<ExperimentPhase> = status.experiments.iter().map(|e| ExperimentPhase::parse(&e.phase)).collect();
+    let phases: Vec<ExperimentPhase> = status
+        .experiments
+        .iter()
+        .map(|e| ExperimentPhase::parse(&e.phase))
+        .collect();
     let exec = engine.spec.execution.clone().unwrap_or_default();
-    let pending = || phases.iter().enumerate().filter(|(_, p)| **p == ExperimentPhase::Pending).map(|(i, _)| i);
-    if exec.stop_on_failure == Some(true) {
-        if let Some(failed) = status.experiments.iter().zip(&phases).find(|(e, p)| {
-            p.is_terminal() && e.verdict != verdict::PASS
-        }) {
-            let why = format!("cancelled: experiment {} did not pass and stopOnFailure is set", failed.0.name);
-            return pending().map(|i| Start::Skip(i, why.clone())).collect();
-        }
+    let pending = || {
+        phases
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| **p == ExperimentPhase::Pending)
+            .map(|(i, _)| i)
+    };
+    if exec.stop_on_failure == Some(true)
+        && let Some(failed) = status
+            .experiments
+            .iter()
+            .zip(&phases)
+            .find(|(e, p)| p.is_terminal() && e.verdict != verdict::PASS)
+    {
+        let why = format!(
+            "cancelled: experiment {} did not pass and stopOnFailure is set",
+            failed.0.name
+        );
+        return pending().map(|i| Start::Skip(i, why.clone())).collect();
     }
     match mode(engine) {
         Mode::Sequential => {
@@ -118,30 +152,55 @@ pub fn startable(engine: &ChaosEngine, status: &ChaosEngineStatus) -> Vec<Start>
             }
         }
         Mode::Parallel => {
-            let limit = exec.max_parallel.filter(|m| *m > 0).map_or(usize::MAX, |m| m as usize);
+            let limit = exec
+                .max_parallel
+                .filter(|m| *m > 0)
+                .map_or(usize::MAX, |m| m as usize);
             let active = phases.iter().filter(|p| p.is_active()).count();
-            pending().take(limit.saturating_sub(active)).map(Start::Launch).collect()
+            pending()
+                .take(limit.saturating_sub(active))
+                .map(Start::Launch)
+                .collect()
         }
         Mode::Graph => {
-            let limit = exec.max_parallel.filter(|m| *m > 0).map_or(usize::MAX, |m| m as usize);
+            let limit = exec
+                .max_parallel
+                .filter(|m| *m > 0)
+                .map_or(usize::MAX, |m| m as usize);
             let mut budget = limit.saturating_sub(phases.iter().filter(|p| p.is_active()).count());
-            let by_name: BTreeMap<&str, usize> =
-                status.experiments.iter().enumerate().map(|(i, e)| (e.name.as_str(), i)).collect();
+            let by_name: BTreeMap<&str, usize> = status
+                .experiments
+                .iter()
+                .enumerate()
+                .map(|(i, e)| (e.name.as_str(), i))
+                .collect();
             let mut out = Vec::new();
             for i in pending() {
-                let deps = exec.depends_on.get(&status.experiments[i].name).cloned().unwrap_or_default();
-                let dep_idx: Vec<usize> = deps.iter().filter_map(|d| by_name.get(d.as_str()).copied()).collect();
+                let deps = exec
+                    .depends_on
+                    .get(&status.experiments[i].name)
+                    .cloned()
+                    .unwrap_or_default();
+                let dep_idx: Vec<usize> = deps
+                    .iter()
+                    .filter_map(|d| by_name.get(d.as_str()).copied())
+                    .collect();
                 if !dep_idx.iter().all(|d| phases[*d].is_terminal()) {
                     continue;
                 }
-                if exec.require_pass == Some(true) {
-                    if let Some(d) = dep_idx.iter().find(|d| status.experiments[**d].verdict != verdict::PASS) {
-                        out.push(Start::Skip(
-                            i,
-                            format!("skipped: dependency {} did not pass", status.experiments[*d].name),
-                        ));
-                        continue;
-                    }
+                if exec.require_pass == Some(true)
+                    && let Some(d) = dep_idx
+                        .iter()
+                        .find(|d| status.experiments[**d].verdict != verdict::PASS)
+                {
+                    out.push(Start::Skip(
+                        i,
+                        format!(
+                            "skipped: dependency {} did not pass",
+                            status.experiments[*d].name
+                        ),
+                    ));
+                    continue;
                 }
                 if budget > 0 {
                     budget -= 1;

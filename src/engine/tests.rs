@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{
-    ContainerState, ContainerStateRunning, ContainerStateTerminated, ContainerStatus, EnvVar, Pod, PodStatus,
+    ContainerState, ContainerStateRunning, ContainerStateTerminated, ContainerStatus, EnvVar, Pod,
+    PodStatus,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
@@ -81,7 +82,10 @@ fn experiment(name: &str) -> ChaosExperiment {
 
 fn observed_all_present(names: &[&str]) -> Observed {
     Observed {
-        experiments: names.iter().map(|n| (n.to_string(), Some(experiment(n)))).collect(),
+        experiments: names
+            .iter()
+            .map(|n| (n.to_string(), Some(experiment(n))))
+            .collect(),
         service_account_exists: Some(true),
         ..Default::default()
     }
@@ -93,10 +97,8 @@ fn persisted(mut e: ChaosEngine, d: &super::Decision) -> ChaosEngine {
     for effect in d.effects() {
         if let Effect::StopEngine { clear_abort } = effect {
             e.spec.engine_state = Some("stop".into());
-            if *clear_abort {
-                if let Some(a) = e.metadata.annotations.as_mut() {
-                    a.remove(ABORT_ANNOTATION);
-                }
+            if *clear_abort && let Some(a) = e.metadata.annotations.as_mut() {
+                a.remove(ABORT_ANNOTATION);
             }
         }
     }
@@ -104,7 +106,9 @@ fn persisted(mut e: ChaosEngine, d: &super::Decision) -> ChaosEngine {
 }
 
 fn reasons(d: &super::Decision) -> Vec<(String, EventType)> {
-    d.events().map(|e| (e.reason.clone(), e.event_type)).collect()
+    d.events()
+        .map(|e| (e.reason.clone(), e.event_type))
+        .collect()
 }
 
 fn created_job(d: &super::Decision) -> Job {
@@ -133,7 +137,11 @@ fn pod(job: &str, phase: &str, main: Option<ContainerState>) -> Pod {
         status: Some(PodStatus {
             phase: Some(phase.into()),
             container_statuses: main.map(|state| {
-                vec![ContainerStatus { name: job.into(), state: Some(state), ..Default::default() }]
+                vec![ContainerStatus {
+                    name: job.into(),
+                    state: Some(state),
+                    ..Default::default()
+                }]
             }),
             ..Default::default()
         }),
@@ -141,7 +149,12 @@ fn pod(job: &str, phase: &str, main: Option<ContainerState>) -> Pod {
 }
 
 fn running() -> ContainerState {
-    ContainerState { running: Some(ContainerStateRunning { started_at: Some(Time(now())) }), ..Default::default() }
+    ContainerState {
+        running: Some(ContainerStateRunning {
+            started_at: Some(Time(now())),
+        }),
+        ..Default::default()
+    }
 }
 
 fn terminated(code: i32, reason: &str) -> ContainerState {
@@ -170,7 +183,11 @@ fn result(job: &str, verdict: &str, phase: &str) -> ChaosResult {
 
 fn job_obj(name: &str) -> Job {
     Job {
-        metadata: ObjectMeta { name: Some(name.into()), namespace: Some("litmus".into()), ..Default::default() },
+        metadata: ObjectMeta {
+            name: Some(name.into()),
+            namespace: Some("litmus".into()),
+            ..Default::default()
+        },
         ..Default::default()
     }
 }
@@ -178,7 +195,12 @@ fn job_obj(name: &str) -> Job {
 /// Runs an engine to the point where its single experiment's Job was created and persisted.
 fn launched() -> (ChaosEngine, String) {
     let e = engine();
-    let d = plan(&e, &observed_all_present(&["pod-delete"]), now(), &PlanConfig::default());
+    let d = plan(
+        &e,
+        &observed_all_present(&["pod-delete"]),
+        now(),
+        &PlanConfig::default(),
+    );
     let job = created_job(&d).metadata.name.unwrap();
     (persisted(e, &d), job)
 }
@@ -211,7 +233,11 @@ fn new_engine_is_initialized_validated_and_launched_in_one_pass() {
     let name = job.metadata.name.clone().unwrap();
     assert_eq!(entry.job_name, name);
     assert!(name.starts_with("pod-delete-") && name.len() == "pod-delete-".len() + 6);
-    assert!(name["pod-delete-".len()..].chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()));
+    assert!(
+        name["pod-delete-".len()..]
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+    );
     assert_eq!(
         reasons(&d),
         vec![
@@ -221,10 +247,22 @@ fn new_engine_is_initialized_validated_and_launched_in_one_pass() {
         ]
     );
     let msgs: Vec<String> = d.events().map(|e| e.message.clone()).collect();
-    assert_eq!(msgs[0], "Identifying app under test & launching nginx-chaos-runner");
-    assert_eq!(msgs[1], "Experiment resources validated for Chaos Experiment: pod-delete");
-    assert_eq!(msgs[2], format!("Experiment Job {name} for Chaos Experiment: pod-delete"));
-    assert!(d.requeue_after.is_some(), "the experiment deadline is a requeue");
+    assert_eq!(
+        msgs[0],
+        "Identifying app under test & launching nginx-chaos-runner"
+    );
+    assert_eq!(
+        msgs[1],
+        "Experiment resources validated for Chaos Experiment: pod-delete"
+    );
+    assert_eq!(
+        msgs[2],
+        format!("Experiment Job {name} for Chaos Experiment: pod-delete")
+    );
+    assert!(
+        d.requeue_after.is_some(),
+        "the experiment deadline is a requeue"
+    );
 }
 
 #[test]
@@ -233,7 +271,12 @@ fn finalizer_is_added_when_missing() {
     e.metadata.finalizers = None;
     let d = plan(&e, &observed_all_present(&["pod-delete"]), now(), &cfg());
     assert_eq!(d.before_status.first(), Some(&Effect::AddFinalizer));
-    let with = plan(&engine(), &observed_all_present(&["pod-delete"]), now(), &cfg());
+    let with = plan(
+        &engine(),
+        &observed_all_present(&["pod-delete"]),
+        now(),
+        &cfg(),
+    );
     assert!(!with.effects().any(|e| *e == Effect::AddFinalizer));
 }
 
@@ -241,8 +284,18 @@ fn finalizer_is_added_when_missing() {
 fn launched_but_status_not_written_recreates_the_same_job_name() {
     // A crash after CreateJob and before the status write: the next pass plans from the old status.
     let e = engine();
-    let first = created_job(&plan(&e, &observed_all_present(&["pod-delete"]), now(), &cfg()));
-    let again = created_job(&plan(&e, &observed_all_present(&["pod-delete"]), later(30), &cfg()));
+    let first = created_job(&plan(
+        &e,
+        &observed_all_present(&["pod-delete"]),
+        now(),
+        &cfg(),
+    ));
+    let again = created_job(&plan(
+        &e,
+        &observed_all_present(&["pod-delete"]),
+        later(30),
+        &cfg(),
+    ));
     assert_eq!(first.metadata.name, again.metadata.name);
     assert_eq!(first, again, "the rendered Job does not depend on time");
 }
@@ -250,11 +303,18 @@ fn launched_but_status_not_written_recreates_the_same_job_name() {
 #[test]
 fn already_launched_does_not_create_a_second_job() {
     let (e, job) = launched();
-    let mut o = Observed { jobs: vec![job_obj(&job)], ..Default::default() };
+    let mut o = Observed {
+        jobs: vec![job_obj(&job)],
+        ..Default::default()
+    };
     o.pods.push(pod(&job, "Pending", None));
     let d = plan(&e, &o, later(5), &cfg());
     assert!(!d.effects().any(|x| matches!(x, Effect::CreateJob(_))));
-    assert_eq!(d.status, e.status.clone().unwrap(), "nothing changed, nothing to write");
+    assert_eq!(
+        d.status,
+        e.status.clone().unwrap(),
+        "nothing changed, nothing to write"
+    );
 }
 
 #[test]
@@ -267,16 +327,33 @@ fn missing_experiment_is_reported_and_engine_completes() {
     };
     let d = plan(&e, &o, now(), &cfg());
     let entry = &d.status.experiments[0];
-    assert_eq!((entry.experiment_pod.as_str(), entry.status.as_str(), entry.verdict.as_str()), ("N/A", "ChaosExperiment Not Found", "Fail"));
-    assert!(entry.message.contains("ChaosExperiment pod-delete not found in namespace litmus"));
+    assert_eq!(
+        (
+            entry.experiment_pod.as_str(),
+            entry.status.as_str(),
+            entry.verdict.as_str()
+        ),
+        ("N/A", "ChaosExperiment Not Found", "Fail")
+    );
+    assert!(
+        entry
+            .message
+            .contains("ChaosExperiment pod-delete not found in namespace litmus")
+    );
     let ev: Vec<_> = d.events().collect();
     assert!(ev.iter().any(|e| e.reason == "ExperimentNotFound"
         && e.event_type == EventType::Warning
         && e.message == "Experiment Job creation failed, skipping Chaos Experiment: pod-delete"
-        && e.source == EventSource::Runner { experiment: "pod-delete".into() }));
+        && e.source
+            == EventSource::Runner {
+                experiment: "pod-delete".into()
+            }));
     assert_eq!(d.status.engine_status, "completed");
     assert_eq!(d.status.verdict, "Fail");
-    assert!(d.before_status.contains(&Effect::StopEngine { clear_abort: false }));
+    assert!(
+        d.before_status
+            .contains(&Effect::StopEngine { clear_abort: false })
+    );
     assert!(ev.iter().any(|e| e.reason == "ChaosEngineCompleted"
         && e.message == "ChaosEngine completed, will delete or retain the resources according to jobCleanUpPolicy"));
 }
@@ -284,32 +361,80 @@ fn missing_experiment_is_reported_and_engine_completes() {
 #[test]
 fn missing_dependencies_skip_with_the_litmus_event() {
     let cases: Vec<(&str, Observed, &str)> = vec![
-        ("configmap", Observed { missing_config_maps: ["exp-config".to_string()].into(), ..observed_all_present(&["pod-delete"]) }, "ConfigMap exp-config not found in namespace litmus"),
-        ("secret", Observed { missing_secrets: ["cloud-secret".to_string()].into(), ..observed_all_present(&["pod-delete"]) }, "Secret cloud-secret not found in namespace litmus"),
-        ("service account", Observed { service_account_exists: Some(false), ..observed_all_present(&["pod-delete"]) }, "ServiceAccount pod-delete-sa not found in namespace litmus"),
+        (
+            "configmap",
+            Observed {
+                missing_config_maps: ["exp-config".to_string()].into(),
+                ..observed_all_present(&["pod-delete"])
+            },
+            "ConfigMap exp-config not found in namespace litmus",
+        ),
+        (
+            "secret",
+            Observed {
+                missing_secrets: ["cloud-secret".to_string()].into(),
+                ..observed_all_present(&["pod-delete"])
+            },
+            "Secret cloud-secret not found in namespace litmus",
+        ),
+        (
+            "service account",
+            Observed {
+                service_account_exists: Some(false),
+                ..observed_all_present(&["pod-delete"])
+            },
+            "ServiceAccount pod-delete-sa not found in namespace litmus",
+        ),
     ];
     for (what, o, msg) in cases {
         let d = plan(&engine(), &o, now(), &cfg());
         let entry = &d.status.experiments[0];
-        assert_eq!((entry.status.as_str(), entry.verdict.as_str(), entry.experiment_pod.as_str()), ("Skipped", "Fail", "N/A"), "{what}");
+        assert_eq!(
+            (
+                entry.status.as_str(),
+                entry.verdict.as_str(),
+                entry.experiment_pod.as_str()
+            ),
+            ("Skipped", "Fail", "N/A"),
+            "{what}"
+        );
         assert_eq!(entry.message, msg, "{what}");
-        assert!(d.events().any(|e| e.reason == "ExperimentDependencyCheck" && e.event_type == EventType::Warning
-            && e.message == "Experiment Job creation failed, skipping Chaos Experiment: pod-delete"), "{what}");
-        assert!(!d.effects().any(|x| matches!(x, Effect::CreateJob(_))), "{what}");
+        assert!(
+            d.events().any(|e| e.reason == "ExperimentDependencyCheck"
+                && e.event_type == EventType::Warning
+                && e.message
+                    == "Experiment Job creation failed, skipping Chaos Experiment: pod-delete"),
+            "{what}"
+        );
+        assert!(
+            !d.effects().any(|x| matches!(x, Effect::CreateJob(_))),
+            "{what}"
+        );
     }
 }
 
 #[test]
 fn incomplete_engine_configmap_and_missing_sidecar_skip() {
-    let e = engine_yaml(json!({"experiments": [{"name": "pod-delete", "spec": {"components": {
-        "configMaps": [{"name": "x"}]}}}]}));
+    let e = engine_yaml(
+        json!({"experiments": [{"name": "pod-delete", "spec": {"components": {
+        "configMaps": [{"name": "x"}]}}}]}),
+    );
     let d = plan(&e, &observed_all_present(&["pod-delete"]), now(), &cfg());
-    assert_eq!(d.status.experiments[0].message, "Incomplete Information in ConfigMap, will skip execution");
+    assert_eq!(
+        d.status.experiments[0].message,
+        "Incomplete Information in ConfigMap, will skip execution"
+    );
 
     let mut e = engine();
-    e.metadata.annotations = Some(BTreeMap::from([(SIDECAR_ANNOTATION.to_string(), "true".to_string())]));
+    e.metadata.annotations = Some(BTreeMap::from([(
+        SIDECAR_ANNOTATION.to_string(),
+        "true".to_string(),
+    )]));
     let d = plan(&e, &observed_all_present(&["pod-delete"]), now(), &cfg());
-    assert!(d.events().any(|e| e.reason == "SideCarPatchError" && e.event_type == EventType::Warning));
+    assert!(
+        d.events()
+            .any(|e| e.reason == "SideCarPatchError" && e.event_type == EventType::Warning)
+    );
     assert_eq!(d.status.experiments[0].status, "Skipped");
 }
 
@@ -317,47 +442,91 @@ fn incomplete_engine_configmap_and_missing_sidecar_skip() {
 fn empty_service_account_skips() {
     let e = engine_yaml(json!({"chaosServiceAccount": ""}));
     assert_eq!(lookups(&e, now()).service_account, None);
-    let o = Observed { service_account_exists: None, ..observed_all_present(&["pod-delete"]) };
+    let o = Observed {
+        service_account_exists: None,
+        ..observed_all_present(&["pod-delete"])
+    };
     let d = plan(&e, &o, now(), &cfg());
-    assert_eq!(d.status.experiments[0].message, "spec.chaosServiceAccount must be set");
+    assert_eq!(
+        d.status.experiments[0].message,
+        "spec.chaosServiceAccount must be set"
+    );
 }
 
 #[test]
 fn pod_running_is_written_once() {
     let (e, job) = launched();
-    let o = Observed { jobs: vec![job_obj(&job)], pods: vec![pod(&job, "Running", Some(running()))], ..Default::default() };
+    let o = Observed {
+        jobs: vec![job_obj(&job)],
+        pods: vec![pod(&job, "Running", Some(running()))],
+        ..Default::default()
+    };
     let d = plan(&e, &o, later(10), &cfg());
     let entry = &d.status.experiments[0];
-    assert_eq!((entry.status.as_str(), entry.verdict.as_str()), ("Running", "Awaited"));
+    assert_eq!(
+        (entry.status.as_str(), entry.verdict.as_str()),
+        ("Running", "Awaited")
+    );
     assert_eq!(entry.experiment_pod, format!("{job}-abcde"));
     assert_eq!(entry.running_at.as_deref(), Some("2026-11-26T12:00:10Z"));
     let e2 = persisted(e, &d);
     let d2 = plan(&e2, &o, later(20), &cfg());
-    assert_eq!(d2.status, e2.status.clone().unwrap(), "a second pass changes nothing (no timestamp churn)");
+    assert_eq!(
+        d2.status,
+        e2.status.clone().unwrap(),
+        "a second pass changes nothing (no timestamp churn)"
+    );
     assert_eq!(d2.events().count(), 0);
 }
 
 #[test]
 fn verdict_comes_from_the_current_runs_result() {
     let (e, job) = launched();
-    let base = Observed { jobs: vec![job_obj(&job)], pods: vec![pod(&job, "Running", Some(terminated(0, "Completed")))], ..Default::default() };
+    let base = Observed {
+        jobs: vec![job_obj(&job)],
+        pods: vec![pod(&job, "Running", Some(terminated(0, "Completed")))],
+        ..Default::default()
+    };
     // A result left by an earlier run (other job-name) is not this run's verdict: wait for it.
-    let stale = Observed { results: vec![result("pod-delete-old000", "Pass", "Completed")], ..base.clone() };
+    let stale = Observed {
+        results: vec![result("pod-delete-old000", "Pass", "Completed")],
+        ..base.clone()
+    };
     let d = plan(&e, &stale, later(10), &cfg());
     assert_eq!(d.status.experiments[0].phase, "Launched");
     assert!(d.requeue_after.is_some());
     // Awaited is not a verdict either.
-    let awaited = Observed { results: vec![result(&job, "Awaited", "Running")], ..base.clone() };
-    assert_eq!(plan(&e, &awaited, later(10), &cfg()).status.experiments[0].phase, "Launched");
+    let awaited = Observed {
+        results: vec![result(&job, "Awaited", "Running")],
+        ..base.clone()
+    };
+    assert_eq!(
+        plan(&e, &awaited, later(10), &cfg()).status.experiments[0].phase,
+        "Launched"
+    );
     for v in ["Pass", "Fail", "Error", "Stopped"] {
-        let o = Observed { results: vec![result(&job, v, "Completed")], ..base.clone() };
+        let o = Observed {
+            results: vec![result(&job, v, "Completed")],
+            ..base.clone()
+        };
         let d = plan(&e, &o, later(10), &cfg());
         let entry = &d.status.experiments[0];
-        assert_eq!((entry.status.as_str(), entry.verdict.as_str(), entry.phase.as_str()), ("Completed", v, "Done"));
+        assert_eq!(
+            (
+                entry.status.as_str(),
+                entry.verdict.as_str(),
+                entry.phase.as_str()
+            ),
+            ("Completed", v, "Done")
+        );
         assert_eq!(d.status.engine_status, "completed");
         assert_eq!(d.status.verdict, v);
-        assert!(d.events().any(|e| e.reason == "ExperimentJobCleanUp" && e.message == format!("Experiment Job {job} will be retained")));
-        assert!(!d.effects().any(|x| matches!(x, Effect::DeleteJob { .. })), "retain keeps the Job");
+        assert!(d.events().any(|e| e.reason == "ExperimentJobCleanUp"
+            && e.message == format!("Experiment Job {job} will be retained")));
+        assert!(
+            !d.effects().any(|x| matches!(x, Effect::DeleteJob { .. })),
+            "retain keeps the Job"
+        );
     }
 }
 
@@ -374,14 +543,23 @@ fn cleanup_policy_delete_deletes_the_job() {
         ..Default::default()
     };
     let d = plan(&e, &o, later(10), &cfg());
-    assert!(d.before_status.contains(&Effect::DeleteJob { name: job.clone() }));
-    assert!(d.events().any(|e| e.message == format!("Experiment Job: {job} will be deleted")));
+    assert!(
+        d.before_status
+            .contains(&Effect::DeleteJob { name: job.clone() })
+    );
+    assert!(
+        d.events()
+            .any(|e| e.message == format!("Experiment Job: {job} will be deleted"))
+    );
 }
 
 #[test]
 fn job_deleted_after_verdict_but_before_status_still_records_the_verdict() {
     let (e, job) = launched();
-    let o = Observed { results: vec![result(&job, "Pass", "Completed")], ..Default::default() };
+    let o = Observed {
+        results: vec![result(&job, "Pass", "Completed")],
+        ..Default::default()
+    };
     let d = plan(&e, &o, later(10), &cfg());
     assert_eq!(d.status.experiments[0].verdict, "Pass");
 }
@@ -391,23 +569,89 @@ fn abnormal_endings_say_why() {
     let (e, job) = launched();
     let timeout_s = 180;
     let cases: Vec<(&str, Observed, Timestamp, &str, &str)> = vec![
-        ("pod failed", Observed { jobs: vec![job_obj(&job)], pods: vec![pod(&job, "Failed", Some(terminated(1, "Error")))], ..Default::default() }, later(10), "ExperimentPodFailed", "status check failed as chaos pod status is Failed"),
-        ("pod pending", Observed { jobs: vec![job_obj(&job)], pods: vec![pod(&job, "Pending", None)], ..Default::default() }, later(timeout_s + 1), "ExperimentPodPendingTimeout", "stayed Pending longer than STATUS_CHECK_TIMEOUT (180s)"),
-        ("no pod", Observed { jobs: vec![job_obj(&job)], ..Default::default() }, later(timeout_s + 1), "ExperimentPodPendingTimeout", "no experiment pod appeared"),
-        ("job vanished", Observed::default(), later(10), "ExperimentJobVanished", "disappeared before the experiment finished"),
-        ("deadline", Observed { jobs: vec![job_obj(&job)], pods: vec![pod(&job, "Running", Some(running()))], ..Default::default() }, later(3600), "ExperimentTimeout", "did not finish within the deadline of 3600s"),
+        (
+            "pod failed",
+            Observed {
+                jobs: vec![job_obj(&job)],
+                pods: vec![pod(&job, "Failed", Some(terminated(1, "Error")))],
+                ..Default::default()
+            },
+            later(10),
+            "ExperimentPodFailed",
+            "status check failed as chaos pod status is Failed",
+        ),
+        (
+            "pod pending",
+            Observed {
+                jobs: vec![job_obj(&job)],
+                pods: vec![pod(&job, "Pending", None)],
+                ..Default::default()
+            },
+            later(timeout_s + 1),
+            "ExperimentPodPendingTimeout",
+            "stayed Pending longer than STATUS_CHECK_TIMEOUT (180s)",
+        ),
+        (
+            "no pod",
+            Observed {
+                jobs: vec![job_obj(&job)],
+                ..Default::default()
+            },
+            later(timeout_s + 1),
+            "ExperimentPodPendingTimeout",
+            "no experiment pod appeared",
+        ),
+        (
+            "job vanished",
+            Observed::default(),
+            later(10),
+            "ExperimentJobVanished",
+            "disappeared before the experiment finished",
+        ),
+        (
+            "deadline",
+            Observed {
+                jobs: vec![job_obj(&job)],
+                pods: vec![pod(&job, "Running", Some(running()))],
+                ..Default::default()
+            },
+            later(3600),
+            "ExperimentTimeout",
+            "did not finish within the deadline of 3600s",
+        ),
     ];
     for (what, o, at, reason, text) in cases {
         let d = plan(&e, &o, at, &cfg());
         let entry = &d.status.experiments[0];
-        assert_eq!((entry.status.as_str(), entry.verdict.as_str(), entry.phase.as_str()), ("Skipped", "Fail", "Failed"), "{what}");
+        assert_eq!(
+            (
+                entry.status.as_str(),
+                entry.verdict.as_str(),
+                entry.phase.as_str()
+            ),
+            ("Skipped", "Fail", "Failed"),
+            "{what}"
+        );
         assert!(entry.message.contains(text), "{what}: {}", entry.message);
-        assert!(d.events().any(|e| e.reason == "ChaosContainerWatchNotPermitted" && e.event_type == EventType::Warning), "{what}");
-        assert!(d.events().any(|e| e.reason == reason && e.message.contains(text)), "{what}");
+        assert!(
+            d.events()
+                .any(|e| e.reason == "ChaosContainerWatchNotPermitted"
+                    && e.event_type == EventType::Warning),
+            "{what}"
+        );
+        assert!(
+            d.events()
+                .any(|e| e.reason == reason && e.message.contains(text)),
+            "{what}"
+        );
         assert_eq!(d.status.engine_status, "completed", "{what}");
     }
     // Before the pending deadline the pass only waits, and says when to look again.
-    let o = Observed { jobs: vec![job_obj(&job)], pods: vec![pod(&job, "Pending", None)], ..Default::default() };
+    let o = Observed {
+        jobs: vec![job_obj(&job)],
+        pods: vec![pod(&job, "Pending", None)],
+        ..Default::default()
+    };
     let d = plan(&e, &o, later(60), &cfg());
     assert_eq!(d.status.experiments[0].phase, "Launched");
     assert_eq!(d.requeue_after, Some(Duration::from_secs(120)));
@@ -417,33 +661,65 @@ fn abnormal_endings_say_why() {
 fn injected_sidecar_does_not_hide_completion() {
     let (e, job) = launched();
     let mut p = pod(&job, "Running", Some(terminated(0, "Completed")));
-    if let Some(cs) = p.status.as_mut().and_then(|s| s.container_statuses.as_mut()) {
-        cs.push(ContainerStatus { name: "istio-proxy".into(), state: Some(running()), ..Default::default() });
+    if let Some(cs) = p
+        .status
+        .as_mut()
+        .and_then(|s| s.container_statuses.as_mut())
+    {
+        cs.push(ContainerStatus {
+            name: "istio-proxy".into(),
+            state: Some(running()),
+            ..Default::default()
+        });
     }
-    let o = Observed { jobs: vec![job_obj(&job)], pods: vec![p], results: vec![result(&job, "Pass", "Completed")], ..Default::default() };
-    assert_eq!(plan(&e, &o, later(10), &cfg()).status.experiments[0].verdict, "Pass");
+    let o = Observed {
+        jobs: vec![job_obj(&job)],
+        pods: vec![p],
+        results: vec![result(&job, "Pass", "Completed")],
+        ..Default::default()
+    };
+    assert_eq!(
+        plan(&e, &o, later(10), &cfg()).status.experiments[0].verdict,
+        "Pass"
+    );
 }
 
 #[test]
 fn missing_verdict_ends_with_error_after_the_grace() {
     let (e, job) = launched();
-    let o = Observed { jobs: vec![job_obj(&job)], pods: vec![pod(&job, "Succeeded", Some(terminated(0, "Completed")))], ..Default::default() };
+    let o = Observed {
+        jobs: vec![job_obj(&job)],
+        pods: vec![pod(&job, "Succeeded", Some(terminated(0, "Completed")))],
+        ..Default::default()
+    };
     let d = plan(&e, &o, later(61), &cfg());
     let entry = &d.status.experiments[0];
-    assert_eq!((entry.status.as_str(), entry.verdict.as_str()), ("Completed", "Error"));
+    assert_eq!(
+        (entry.status.as_str(), entry.verdict.as_str()),
+        ("Completed", "Error")
+    );
     assert!(d.events().any(|e| e.reason == "ExperimentVerdictMissing"));
 }
 
 #[test]
 fn two_experiments_run_in_sequence() {
-    let e = engine_yaml(json!({"experiments": [{"name": "pod-delete"}, {"name": "container-kill"}]}));
+    let e =
+        engine_yaml(json!({"experiments": [{"name": "pod-delete"}, {"name": "container-kill"}]}));
     let o = observed_all_present(&["pod-delete", "container-kill"]);
     let d = plan(&e, &o, now(), &cfg());
-    assert_eq!(d.effects().filter(|x| matches!(x, Effect::CreateJob(_))).count(), 1);
+    assert_eq!(
+        d.effects()
+            .filter(|x| matches!(x, Effect::CreateJob(_)))
+            .count(),
+        1
+    );
     assert_eq!(d.status.experiments[1].phase, "Pending");
     let job = d.status.experiments[0].job_name.clone();
     let e = persisted(e, &d);
-    assert!(lookups(&e, now()).experiments.is_empty(), "the second waits for the first");
+    assert!(
+        lookups(&e, now()).experiments.is_empty(),
+        "the second waits for the first"
+    );
     let o2 = Observed {
         jobs: vec![job_obj(&job)],
         pods: vec![pod(&job, "Succeeded", Some(terminated(0, "Completed")))],
@@ -453,7 +729,13 @@ fn two_experiments_run_in_sequence() {
     let d = plan(&e, &o2, later(30), &cfg());
     assert_eq!(d.status.experiments[0].verdict, "Pass");
     assert_eq!(d.status.experiments[1].phase, "Launched");
-    assert!(created_job(&d).metadata.name.unwrap().starts_with("container-kill-"));
+    assert!(
+        created_job(&d)
+            .metadata
+            .name
+            .unwrap()
+            .starts_with("container-kill-")
+    );
     assert_eq!(d.status.engine_status, "initialized");
 }
 
@@ -472,34 +754,74 @@ fn stop_while_running_aborts_then_stops() {
     let (mut e, job) = launched();
     e.spec.engine_state = Some("stop".into());
     let running_pod = pod(&job, "Running", Some(running()));
-    let o = Observed { jobs: vec![job_obj(&job)], pods: vec![running_pod.clone()], ..Default::default() };
+    let o = Observed {
+        jobs: vec![job_obj(&job)],
+        pods: vec![running_pod.clone()],
+        ..Default::default()
+    };
     let d = plan(&e, &o, later(10), &cfg());
-    assert_eq!(d.before_status, vec![Effect::DeleteChaosResources { grace_seconds: None }]);
+    assert_eq!(
+        d.before_status,
+        vec![Effect::DeleteChaosResources {
+            grace_seconds: None
+        }]
+    );
     assert_eq!(d.status.phase, "Aborting");
     assert_eq!(d.status.engine_status, "initialized");
     let e = persisted(e, &d);
     // Pods still terminating: wait (a requeue, never a blocking wait).
     let mut terminating = running_pod;
     terminating.metadata.deletion_timestamp = Some(Time(later(10)));
-    let o = Observed { pods: vec![terminating.clone()], ..Default::default() };
+    let o = Observed {
+        pods: vec![terminating.clone()],
+        ..Default::default()
+    };
     let d = plan(&e, &o, later(20), &cfg());
     assert!(d.before_status.is_empty());
-    assert_eq!(d.requeue_after, Some(Duration::from_secs(50)), "grace 30s + margin 30s from the abort");
+    assert_eq!(
+        d.requeue_after,
+        Some(Duration::from_secs(50)),
+        "grace 30s + margin 30s from the abort"
+    );
     // Past grace + margin: force-delete and say so.
     let d = plan(&e, &o, later(71), &cfg());
-    assert!(d.before_status.iter().any(|x| matches!(x, Effect::ForceDeletePods { names } if names == &vec![format!("{job}-abcde")])));
+    assert!(d.before_status.iter().any(
+        |x| matches!(x, Effect::ForceDeletePods { names } if names == &vec![format!("{job}-abcde")])
+    ));
     assert!(d.events().any(|e| e.reason == "ChaosResourcesForceDeleted" && e.event_type == EventType::Warning));
     // Pods gone: results settled, entries aborted, stopped, event.
-    let o = Observed { results: vec![result(&job, "Awaited", "Running")], ..Default::default() };
+    let o = Observed {
+        results: vec![result(&job, "Awaited", "Running")],
+        ..Default::default()
+    };
     let d = plan(&e, &o, later(30), &cfg());
     let entry = &d.status.experiments[0];
-    assert_eq!((entry.status.as_str(), entry.verdict.as_str()), ("Forcefully Aborted", "Stopped"));
+    assert_eq!(
+        (entry.status.as_str(), entry.verdict.as_str()),
+        ("Forcefully Aborted", "Stopped")
+    );
     assert_eq!(d.status.engine_status, "stopped");
-    assert!(d.events().any(|e| e.reason == "ChaosEngineStopped" && e.message == "Chaos resources deleted successfully"));
-    let settled = d.before_status.iter().find_map(|x| match x { Effect::ReplaceResult(r) => Some(r.clone()), _ => None }).unwrap();
+    assert!(
+        d.events().any(|e| e.reason == "ChaosEngineStopped"
+            && e.message == "Chaos resources deleted successfully")
+    );
+    let settled = d
+        .before_status
+        .iter()
+        .find_map(|x| match x {
+            Effect::ReplaceResult(r) => Some(r.clone()),
+            _ => None,
+        })
+        .unwrap();
     let st = settled.status.unwrap().experiment_status;
-    assert_eq!((st.phase.as_str(), st.verdict.as_str()), ("Stopped", "Stopped"));
-    assert!(!d.effects().any(|x| *x == Effect::RemoveFinalizer), "only a delete removes the finalizer");
+    assert_eq!(
+        (st.phase.as_str(), st.verdict.as_str()),
+        ("Stopped", "Stopped")
+    );
+    assert!(
+        !d.effects().any(|x| *x == Effect::RemoveFinalizer),
+        "only a delete removes the finalizer"
+    );
     // Stopped and stop: nothing more to do.
     let e = persisted(e, &d);
     let d = plan(&e, &Observed::default(), later(40), &cfg());
@@ -519,23 +841,35 @@ fn delete_removes_the_finalizer_last_even_with_nothing_to_delete() {
 #[test]
 fn abort_annotation_aborts_and_rests_at_stop() {
     let (mut e, job) = launched();
-    e.metadata.annotations = Some(BTreeMap::from([(ABORT_ANNOTATION.to_string(), "true".to_string())]));
+    e.metadata.annotations = Some(BTreeMap::from([(
+        ABORT_ANNOTATION.to_string(),
+        "true".to_string(),
+    )]));
     // A Job still listed: sweep, then wait for the watch to show it gone.
-    let o = Observed { jobs: vec![job_obj(&job)], ..Default::default() };
+    let o = Observed {
+        jobs: vec![job_obj(&job)],
+        ..Default::default()
+    };
     let d = plan(&e, &o, later(5), &cfg());
     assert_eq!(d.status.phase, "Aborting");
     let e = persisted(e, &d);
     // Nothing left: settle in the same pass.
     let d = plan(&e, &Observed::default(), later(6), &cfg());
     assert_eq!(d.status.engine_status, "stopped");
-    assert!(d.after_status.contains(&Effect::StopEngine { clear_abort: true }));
+    assert!(
+        d.after_status
+            .contains(&Effect::StopEngine { clear_abort: true })
+    );
 }
 
 #[test]
 fn stop_after_everything_ended_completes_instead_of_aborting() {
     // Crash window: engineState stop was written, completed was not.
     let (e, job) = launched();
-    let o = Observed { results: vec![result(&job, "Pass", "Completed")], ..Default::default() };
+    let o = Observed {
+        results: vec![result(&job, "Pass", "Completed")],
+        ..Default::default()
+    };
     let d = plan(&e, &o, later(10), &cfg());
     let mut e = e;
     e.status = Some(d.status.clone());
@@ -544,27 +878,46 @@ fn stop_after_everything_ended_completes_instead_of_aborting() {
     e.spec.engine_state = Some("stop".into());
     let d = plan(&e, &Observed::default(), later(11), &cfg());
     assert_eq!(d.status.engine_status, "completed");
-    assert!(!d.effects().any(|x| matches!(x, Effect::DeleteChaosResources { .. })));
+    assert!(
+        !d.effects()
+            .any(|x| matches!(x, Effect::DeleteChaosResources { .. }))
+    );
 }
 
 #[test]
 fn rerun_after_completion_starts_a_fresh_run() {
     let (e, job) = launched();
-    let o = Observed { results: vec![result(&job, "Pass", "Completed")], ..Default::default() };
+    let o = Observed {
+        results: vec![result(&job, "Pass", "Completed")],
+        ..Default::default()
+    };
     let e = persisted(e.clone(), &plan(&e, &o, later(10), &cfg()));
     assert_eq!(e.status.as_ref().unwrap().engine_status, "completed");
     let mut e = e;
     e.spec.engine_state = Some("active".into());
     e.metadata.generation = Some(7);
     let d = plan(&e, &Observed::default(), later(20), &cfg());
-    assert_eq!(d.before_status, vec![Effect::DeleteChaosResources { grace_seconds: None }]);
+    assert_eq!(
+        d.before_status,
+        vec![Effect::DeleteChaosResources {
+            grace_seconds: None
+        }]
+    );
     assert_eq!(d.status.engine_status, "initialized");
     assert_eq!(d.status.run_id, Some(7));
     assert_eq!(d.status.experiments[0].status, "Waiting for Job Creation");
     assert!(d.events().any(|e| e.reason == "ChaosEngineInitialized"));
-    assert!(!d.events().any(|e| e.reason == "RestartInProgress"), "Litmus says RestartInProgress only after an abort");
+    assert!(
+        !d.events().any(|e| e.reason == "RestartInProgress"),
+        "Litmus says RestartInProgress only after an abort"
+    );
     let e = persisted(e, &d);
-    let d = plan(&e, &observed_all_present(&["pod-delete"]), later(21), &cfg());
+    let d = plan(
+        &e,
+        &observed_all_present(&["pod-delete"]),
+        later(21),
+        &cfg(),
+    );
     let new_job = created_job(&d).metadata.name.unwrap();
     assert_ne!(new_job, job, "a new run gets a new Job");
 }
@@ -575,11 +928,25 @@ fn invalid_engine_stops_with_a_reason() {
     let d = plan(&e, &Observed::default(), now(), &cfg());
     assert_eq!(d.status.engine_status, "stopped");
     assert_eq!(d.status.phase, "Invalid");
-    assert_eq!(d.status.message, "incomplete appinfo, provide appkind and applabel both");
-    assert!(d.before_status.contains(&Effect::StopEngine { clear_abort: false }));
-    assert!(d.events().any(|e| e.reason == "ChaosEngineInvalid" && e.event_type == EventType::Warning));
+    assert_eq!(
+        d.status.message,
+        "incomplete appinfo, provide appkind and applabel both"
+    );
+    assert!(
+        d.before_status
+            .contains(&Effect::StopEngine { clear_abort: false })
+    );
+    assert!(
+        d.events()
+            .any(|e| e.reason == "ChaosEngineInvalid" && e.event_type == EventType::Warning)
+    );
     let dup = engine_yaml(json!({"experiments": [{"name": "a"}, {"name": "a"}]}));
-    assert!(plan(&dup, &Observed::default(), now(), &cfg()).status.message.contains("listed twice"));
+    assert!(
+        plan(&dup, &Observed::default(), now(), &cfg())
+            .status
+            .message
+            .contains("listed twice")
+    );
 }
 
 #[test]
@@ -589,22 +956,39 @@ fn parallel_respects_its_limit_and_graph_skips_failed_dependencies() {
         "execution": {"mode": "parallel", "maxParallel": 2}
     }));
     let d = plan(&e, &observed_all_present(&["a", "b", "c"]), now(), &cfg());
-    assert_eq!(d.effects().filter(|x| matches!(x, Effect::CreateJob(_))).count(), 2);
+    assert_eq!(
+        d.effects()
+            .filter(|x| matches!(x, Effect::CreateJob(_)))
+            .count(),
+        2
+    );
 
     let g = engine_yaml(json!({
         "experiments": [{"name": "a"}, {"name": "b"}, {"name": "c"}],
         "execution": {"mode": "graph", "dependsOn": {"b": ["a"], "c": ["a"]}, "requirePass": true}
     }));
     let d = plan(&g, &observed_all_present(&["a", "b", "c"]), now(), &cfg());
-    assert_eq!(d.effects().filter(|x| matches!(x, Effect::CreateJob(_))).count(), 1);
+    assert_eq!(
+        d.effects()
+            .filter(|x| matches!(x, Effect::CreateJob(_)))
+            .count(),
+        1
+    );
     let job = d.status.experiments[0].job_name.clone();
     let g = persisted(g, &d);
     let mut r = result(&job, "Fail", "Completed");
     r.metadata.name = Some("nginx-chaos-a".into());
-    let o = Observed { results: vec![r], ..Default::default() };
+    let o = Observed {
+        results: vec![r],
+        ..Default::default()
+    };
     let d = plan(&g, &o, later(10), &cfg());
     assert_eq!(d.status.experiments[1].status, "Skipped");
-    assert!(d.status.experiments[2].message.contains("dependency a did not pass"));
+    assert!(
+        d.status.experiments[2]
+            .message
+            .contains("dependency a did not pass")
+    );
     assert_eq!(d.status.engine_status, "completed");
 
     let cyclic = engine_yaml(json!({
@@ -632,18 +1016,37 @@ fn rendered_job_follows_litmus() {
     }));
     let exp = experiment("pod-delete");
     let entry = &e.spec.experiments[0];
-    let j = render_job(&e, &exp, JobIdentity { index: 0, run_id: 3, iteration: 1, entry }).unwrap();
+    let j = render_job(
+        &e,
+        &exp,
+        JobIdentity {
+            index: 0,
+            run_id: 3,
+            iteration: 1,
+            entry,
+        },
+    )
+    .unwrap();
     let name = j.metadata.name.clone().unwrap();
     let labels = j.metadata.labels.clone().unwrap();
-    assert_eq!(labels["chaosUID"], UID, "chaosUID is applied after the engine's own chaosUID label");
+    assert_eq!(
+        labels["chaosUID"], UID,
+        "chaosUID is applied after the engine's own chaosUID label"
+    );
     assert_eq!(labels["name"], "pod-delete");
     assert_eq!(labels["context"], "demo");
     let owner = &j.metadata.owner_references.as_ref().unwrap()[0];
-    assert_eq!((owner.kind.as_str(), owner.uid.as_str(), owner.controller), ("ChaosEngine", UID, Some(true)));
+    assert_eq!(
+        (owner.kind.as_str(), owner.uid.as_str(), owner.controller),
+        ("ChaosEngine", UID, Some(true))
+    );
     let spec = j.spec.unwrap();
     assert_eq!(spec.backoff_limit, Some(0));
     let tpl = spec.template;
-    assert_eq!(tpl.metadata.unwrap().annotations.unwrap()["sidecar.istio.io/inject"], "false");
+    assert_eq!(
+        tpl.metadata.unwrap().annotations.unwrap()["sidecar.istio.io/inject"],
+        "false"
+    );
     let pod = tpl.spec.unwrap();
     assert_eq!(pod.service_account_name.as_deref(), Some("pod-delete-sa"));
     assert_eq!(pod.restart_policy.as_deref(), Some("Never"));
@@ -651,28 +1054,68 @@ fn rendered_job_follows_litmus() {
     let main = &pod.containers[0];
     assert_eq!(main.name, name, "main container is named like the Job");
     assert_eq!(main.image.as_deref(), Some("my/go-runner:1"));
-    let env: BTreeMap<String, Option<String>> = main.env.clone().unwrap().into_iter().map(|e| (e.name, e.value)).collect();
+    let env: BTreeMap<String, Option<String>> = main
+        .env
+        .clone()
+        .unwrap()
+        .into_iter()
+        .map(|e| (e.name, e.value))
+        .collect();
     let v = |k: &str| env.get(k).cloned().flatten();
     assert_eq!(v("CHAOSENGINE").as_deref(), Some("nginx-chaos"));
-    assert_eq!(v("TARGETS").as_deref(), Some("deployment:default:[app=nginx]"));
+    assert_eq!(
+        v("TARGETS").as_deref(),
+        Some("deployment:default:[app=nginx]")
+    );
     assert_eq!(v("CHAOS_UID").as_deref(), Some(UID));
     assert_eq!(v("EXPERIMENT_NAME").as_deref(), Some("pod-delete"));
-    assert_eq!(v("TOTAL_CHAOS_DURATION").as_deref(), Some("30"), "engine env beats experiment env");
-    assert_eq!(v("DEFAULT_HEALTH_CHECK").as_deref(), Some("false"), "experiment env beats runner-derived");
-    assert_eq!(v("STATUS_CHECK_TIMEOUT").as_deref(), Some("300"), "forced after user env");
+    assert_eq!(
+        v("TOTAL_CHAOS_DURATION").as_deref(),
+        Some("30"),
+        "engine env beats experiment env"
+    );
+    assert_eq!(
+        v("DEFAULT_HEALTH_CHECK").as_deref(),
+        Some("false"),
+        "experiment env beats runner-derived"
+    );
+    assert_eq!(
+        v("STATUS_CHECK_TIMEOUT").as_deref(),
+        Some("300"),
+        "forced after user env"
+    );
     assert_eq!(v("STATUS_CHECK_DELAY").as_deref(), Some("2"));
     assert_eq!(v("JOB_CLEANUP_POLICY").as_deref(), Some("retain"));
     assert_eq!(v("TERMINATION_GRACE_PERIOD_SECONDS").as_deref(), Some("60"));
     assert_eq!(v("LIB_IMAGE_PULL_POLICY").as_deref(), Some("Always"));
     let pod_name = main.env.as_ref().unwrap().last().unwrap();
     assert_eq!(pod_name.name, "POD_NAME");
-    assert_eq!(pod_name.value_from.as_ref().unwrap().field_ref.as_ref().unwrap().field_path, "metadata.name");
-    let mounts: Vec<(String, String)> = main.volume_mounts.clone().unwrap().into_iter().map(|m| (m.name, m.mount_path)).collect();
-    assert_eq!(mounts, vec![
-        ("exp-config".into(), "/mnt/other".into()),
-        ("more".into(), "/mnt/more".into()),
-        ("cloud-secret".into(), "/etc/cloud".into()),
-    ]);
+    assert_eq!(
+        pod_name
+            .value_from
+            .as_ref()
+            .unwrap()
+            .field_ref
+            .as_ref()
+            .unwrap()
+            .field_path,
+        "metadata.name"
+    );
+    let mounts: Vec<(String, String)> = main
+        .volume_mounts
+        .clone()
+        .unwrap()
+        .into_iter()
+        .map(|m| (m.name, m.mount_path))
+        .collect();
+    assert_eq!(
+        mounts,
+        vec![
+            ("exp-config".into(), "/mnt/other".into()),
+            ("more".into(), "/mnt/more".into()),
+            ("cloud-secret".into(), "/etc/cloud".into()),
+        ]
+    );
     assert_eq!(pod.node_selector.unwrap()["kubernetes.io/os"], "linux");
 }
 
@@ -682,30 +1125,74 @@ fn sidecars_get_their_env_and_shared_secret_volumes() {
         "image": "fluent/fluent-bit:2.2", "env": [{"name": "LOG_LEVEL", "value": "info"}],
         "secrets": [{"name": "cloud-secret", "mountPath": "/etc/fb"}]
     }]}}));
-    e.metadata.annotations = Some(BTreeMap::from([(SIDECAR_ANNOTATION.to_string(), "true".to_string())]));
+    e.metadata.annotations = Some(BTreeMap::from([(
+        SIDECAR_ANNOTATION.to_string(),
+        "true".to_string(),
+    )]));
     let entry = &e.spec.experiments[0];
-    let j = render_job(&e, &experiment("pod-delete"), JobIdentity { index: 0, run_id: 1, iteration: 1, entry }).unwrap();
+    let j = render_job(
+        &e,
+        &experiment("pod-delete"),
+        JobIdentity {
+            index: 0,
+            run_id: 1,
+            iteration: 1,
+            entry,
+        },
+    )
+    .unwrap();
     let pod = j.spec.unwrap().template.spec.unwrap();
     assert_eq!(pod.containers.len(), 2);
     let sc = &pod.containers[1];
-    assert!(sc.name.starts_with(&format!("{}-sidecar-", pod.containers[0].name)));
+    assert!(
+        sc.name
+            .starts_with(&format!("{}-sidecar-", pod.containers[0].name))
+    );
     assert_eq!(sc.image_pull_policy.as_deref(), Some("IfNotPresent"));
-    let names: Vec<&str> = sc.env.as_ref().unwrap().iter().map(|e| e.name.as_str()).collect();
-    assert_eq!(names, vec!["LOG_LEVEL", "POD_NAME", "POD_NAMESPACE", "MAIN_CONTAINER"]);
-    let vols: Vec<&str> = pod.volumes.as_ref().unwrap().iter().map(|v| v.name.as_str()).collect();
-    assert_eq!(vols.iter().filter(|v| **v == "cloud-secret").count(), 1, "no duplicate volume names");
+    let names: Vec<&str> = sc
+        .env
+        .as_ref()
+        .unwrap()
+        .iter()
+        .map(|e| e.name.as_str())
+        .collect();
+    assert_eq!(
+        names,
+        vec!["LOG_LEVEL", "POD_NAME", "POD_NAMESPACE", "MAIN_CONTAINER"]
+    );
+    let vols: Vec<&str> = pod
+        .volumes
+        .as_ref()
+        .unwrap()
+        .iter()
+        .map(|v| v.name.as_str())
+        .collect();
+    assert_eq!(
+        vols.iter().filter(|v| **v == "cloud-secret").count(),
+        1,
+        "no duplicate volume names"
+    );
 }
 
 #[test]
 fn targets_follow_litmus_formats() {
     let cases = vec![
         (json!({"appinfo": null}), ""),
-        (json!({"appinfo": {"applabel": "app=x", "appkind": "deployment"}}), "deployment:litmus:[app=x]"),
+        (
+            json!({"appinfo": {"applabel": "app=x", "appkind": "deployment"}}),
+            "deployment:litmus:[app=x]",
+        ),
         (json!({"appinfo": {"appns": "prod"}}), "KIND:prod:[]"),
-        (json!({"appinfo": null, "selectors": {"workloads": [
+        (
+            json!({"appinfo": null, "selectors": {"workloads": [
             {"kind": "deployment", "namespace": "a", "names": "x,y"},
-            {"kind": "statefulset", "namespace": "b", "labels": "app=db"}]}}), "deployment:a:[x,y];statefulset:b:[app=db]"),
-        (json!({"appinfo": null, "selectors": {"pods": [{"namespace": "a", "names": "p1,p2"}]}}), "pod:a:[p1,p2]"),
+            {"kind": "statefulset", "namespace": "b", "labels": "app=db"}]}}),
+            "deployment:a:[x,y];statefulset:b:[app=db]",
+        ),
+        (
+            json!({"appinfo": null, "selectors": {"pods": [{"namespace": "a", "names": "p1,p2"}]}}),
+            "pod:a:[p1,p2]",
+        ),
     ];
     for (spec, want) in cases {
         assert_eq!(targets(&engine_yaml(spec.clone())), want, "{spec}");
@@ -714,10 +1201,15 @@ fn targets_follow_litmus_formats() {
 
 #[test]
 fn instance_id_changes_the_result_name() {
-    let e = engine_yaml(json!({"experiments": [{"name": "pod-delete", "spec": {"components": {"env": [
-        {"name": "INSTANCE_ID", "value": "run-7"}]}}}]}));
+    let e = engine_yaml(
+        json!({"experiments": [{"name": "pod-delete", "spec": {"components": {"env": [
+        {"name": "INSTANCE_ID", "value": "run-7"}]}}}]}),
+    );
     let d = plan(&e, &observed_all_present(&["pod-delete"]), now(), &cfg());
-    assert_eq!(d.status.experiments[0].result_name, "nginx-chaos-pod-delete-run-7");
+    assert_eq!(
+        d.status.experiments[0].result_name,
+        "nginx-chaos-pod-delete-run-7"
+    );
 }
 
 #[test]
@@ -734,20 +1226,33 @@ fn settle_result_folds_every_target_annotation() {
     assert_eq!(targets.len(), 2);
     assert_eq!(targets[0].kind, "pod");
     assert!(settle_result(&r, "another-engine").is_none());
-    assert!(settle_result(&result("j", "Pass", "Completed"), UID).is_none(), "nothing to change");
+    assert!(
+        settle_result(&result("j", "Pass", "Completed"), UID).is_none(),
+        "nothing to change"
+    );
 }
 
 #[test]
 fn summary_verdict_is_pass_only_when_all_pass() {
-    let entry = |v: &str| ExperimentStatus { verdict: v.into(), ..Default::default() };
+    let entry = |v: &str| ExperimentStatus {
+        verdict: v.into(),
+        ..Default::default()
+    };
     assert_eq!(summary_verdict(&[entry("Pass"), entry("Pass")]), "Pass");
     assert_eq!(summary_verdict(&[entry("Pass"), entry("Fail")]), "Fail");
-    assert_eq!(summary_verdict(&[entry("Error"), entry("Stopped")]), "Error");
+    assert_eq!(
+        summary_verdict(&[entry("Error"), entry("Stopped")]),
+        "Error"
+    );
     assert_eq!(summary_verdict(&[]), "N/A");
 }
 
 fn env_var(name: &str, value: &str) -> EnvVar {
-    EnvVar { name: name.into(), value: Some(value.into()), value_from: None }
+    EnvVar {
+        name: name.into(),
+        value: Some(value.into()),
+        value_from: None,
+    }
 }
 
 proptest! {
