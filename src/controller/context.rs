@@ -51,6 +51,8 @@ pub struct Caches {
     pub jobs: Store<Job>,
     pub pods: Store<Pod>,
     pub results: Store<ChaosResult>,
+    /// Bit set of the watches that finished their first list (see `controller::run`).
+    pub synced: tokio::sync::watch::Receiver<u8>,
 }
 
 /// Everything a reconcile needs.

@@ -74,29 +74,40 @@ pub async fn run(
     // Only chaos-side objects are cached (label chaosUID), never every pod of the cluster.
     let chaos = watcher::Config::default().labels(CHAOS_UID_LABEL);
 
-    let (jobs, jobs_writer) = reflector::store::<Job>();
-    let job_stream = reflector::reflector(
-        jobs_writer,
-        watcher(api_for::<Job>(&client, ns), chaos.clone()),
-    )
-    .default_backoff()
-    .touched_objects();
-    let (pods, pods_writer) = reflector::store::<Pod>();
-    let pod_stream = reflector::reflector(
-        pods_writer,
-        watcher(api_for::<Pod>(&client, ns), chaos.clone()),
-    )
-    .default_backoff()
-    .touched_objects();
-    let (results, results_writer) = reflector::store::<ChaosResult>();
-    let result_stream = reflector::reflector(
-        results_writer,
+    // Readiness is tracked from the streams themselves: kube-runtime's `Store::wait_until_ready`
+    // wakes only one of several concurrent waiters, so it must not be awaited from many tasks.
+    let (synced_tx, synced_rx) = tokio::sync::watch::channel(0u8);
+    let synced_tx = Arc::new(synced_tx);
+    let (jobs, job_stream) = cached(
+        api_for::<Job>(&client, ns),
+        chaos.clone(),
+        JOBS_SYNCED,
+        &synced_tx,
+    );
+    let (pods, pod_stream) = cached(
+        api_for::<Pod>(&client, ns),
+        chaos.clone(),
+        PODS_SYNCED,
+        &synced_tx,
+    );
+    let (results, result_stream) = cached(
+        api_for::<ChaosResult>(&client, ns),
+        watcher::Config::default(),
+        RESULTS_SYNCED,
+        &synced_tx,
+    );
+    let engine_writer = reflector::store::Writer::<DeserializeGuard<ChaosEngine>>::default();
+    let engine_store = engine_writer.as_reader();
+    let engine_tx = synced_tx.clone();
+    let engine_stream = reflector::reflector(
+        engine_writer,
         watcher(
-            api_for::<ChaosResult>(&client, ns),
+            api_for::<DeserializeGuard<ChaosEngine>>(&client, ns),
             watcher::Config::default(),
         ),
     )
     .default_backoff()
+    .inspect(move |ev| mark_synced(ev, ENGINES_SYNCED, &engine_tx))
     .touched_objects();
 
     let ctx = Arc::new(Context {
@@ -107,37 +118,29 @@ pub async fn run(
             jobs,
             pods,
             results,
+            synced: synced_rx.clone(),
         },
         by_uid: Mutex::new(HashMap::new()),
         failures: Mutex::new(HashMap::new()),
         metrics,
     });
 
-    let engines = api_for::<DeserializeGuard<ChaosEngine>>(&client, ns);
     let by_uid_pods = ctx.clone();
     let by_uid_results = ctx.clone();
-    let controller = Controller::new(engines, watcher::Config::default());
     ctx.metrics.set_sources(Sources {
-        engines: controller.store(),
+        engines: engine_store.clone(),
         results: ctx.caches.results.clone(),
     });
-    // Ready once every cache has its first full list (the controller polls the watches meanwhile).
-    let ready = {
-        let (engines, caches) = (controller.store(), ctx.caches.clone());
-        async move {
-            let synced = engines.wait_until_ready().await.is_ok()
-                && caches.jobs.wait_until_ready().await.is_ok()
-                && caches.pods.wait_until_ready().await.is_ok()
-                && caches.results.wait_until_ready().await.is_ok();
-            if synced {
-                health
-                    .synced
-                    .store(true, std::sync::atomic::Ordering::Relaxed);
-                info!("caches synced");
-            }
+    let mut all_synced = synced_rx;
+    tokio::spawn(async move {
+        if all_synced.wait_for(|v| *v == ALL_SYNCED).await.is_ok() {
+            health
+                .synced
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+            info!("caches synced");
         }
-    };
-    tokio::spawn(ready);
+    });
+    let controller = Controller::for_stream(engine_stream, engine_store);
     controller
         .with_config(ControllerConfig::default().concurrency(settings.concurrency))
         .owns_stream(job_stream)
@@ -153,6 +156,51 @@ pub async fn run(
         .await;
     info!("controller stopped");
     Ok(())
+}
+
+const ENGINES_SYNCED: u8 = 1;
+const JOBS_SYNCED: u8 = 2;
+const PODS_SYNCED: u8 = 4;
+const RESULTS_SYNCED: u8 = 8;
+const CHILDREN_SYNCED: u8 = JOBS_SYNCED | PODS_SYNCED | RESULTS_SYNCED;
+const ALL_SYNCED: u8 = ENGINES_SYNCED | CHILDREN_SYNCED;
+
+fn mark_synced<K>(
+    ev: &Result<watcher::Event<K>, watcher::Error>,
+    bit: u8,
+    tx: &tokio::sync::watch::Sender<u8>,
+) {
+    if let Ok(watcher::Event::InitDone) = ev {
+        tx.send_modify(|v| *v |= bit);
+    }
+}
+
+/// A cache of `K` fed by a watch, and the stream of touched objects that drives reconciles.
+fn cached<K>(
+    api: Api<K>,
+    config: watcher::Config,
+    bit: u8,
+    synced: &Arc<tokio::sync::watch::Sender<u8>>,
+) -> (
+    reflector::Store<K>,
+    impl futures::Stream<Item = Result<K, watcher::Error>> + Send + 'static,
+)
+where
+    K: Resource<DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+{
+    let (store, writer) = reflector::store::<K>();
+    let tx = synced.clone();
+    let stream = reflector::reflector(writer, watcher(api, config))
+        .default_backoff()
+        .inspect(move |ev| mark_synced(ev, bit, &tx))
+        .touched_objects();
+    (store, stream)
 }
 
 fn engine_of(
@@ -226,13 +274,11 @@ async fn reconcile_engine(ctx: &Context, engine: &ChaosEngine) -> Result<Action,
         }
     }
     // A pass on half-filled caches would call a running Job "vanished": wait for the first sync.
-    for ready in [
-        ctx.caches.jobs.wait_until_ready().await,
-        ctx.caches.pods.wait_until_ready().await,
-        ctx.caches.results.wait_until_ready().await,
-    ] {
-        ready.map_err(|e| Error::CacheNotReady(e.to_string()))?;
-    }
+    let mut synced = ctx.caches.synced.clone();
+    synced
+        .wait_for(|v| v & CHILDREN_SYNCED == CHILDREN_SYNCED)
+        .await
+        .map_err(|e| Error::CacheNotReady(e.to_string()))?;
     let now = Timestamp::now();
     let observed = observe(ctx, engine, now).await?;
     let decision = plan(engine, &observed, now, &ctx.settings.plan);

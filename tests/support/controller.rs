@@ -1,0 +1,130 @@
+//! Runs chaos-conductor for a test: in-process (scoped to the test's namespace, stopped on drop) or
+//! as the real binary in a child process (for kill -9 tests).
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chaos_conductor::controller::{self, Settings};
+use chaos_conductor::engine::PlanConfig;
+use chaos_conductor::metrics::Metrics;
+use chaos_conductor::server::Health;
+use kube::Client;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// A controller running inside the test process; stops (gracefully) when dropped.
+pub struct InProcessController {
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+    pub metrics: Arc<Metrics>,
+    pub health: Arc<Health>,
+}
+
+impl InProcessController {
+    /// Starts a controller watching only `namespace`.
+    pub fn start(client: Client, namespace: &str) -> Self {
+        Self::start_with(client, namespace, PlanConfig::default())
+    }
+
+    /// Starts a controller watching only `namespace` with these decision tunables.
+    pub fn start_with(client: Client, namespace: &str, plan: PlanConfig) -> Self {
+        // TEST_LOG=debug (or any filter) shows the controller's log on stderr.
+        if let Ok(filter) = std::env::var("TEST_LOG") {
+            chaos_conductor::telemetry::init(chaos_conductor::telemetry::LogFormat::Text, &filter);
+        }
+        let settings = Settings {
+            watch_namespace: Some(namespace.to_string()),
+            concurrency: 8,
+            plan,
+            ..Settings::default()
+        };
+        let metrics = Arc::new(Metrics::new().expect("metrics"));
+        let health = Arc::new(Health::default());
+        let (tx, rx) = oneshot::channel::<()>();
+        let (m, h) = (metrics.clone(), health.clone());
+        let task = tokio::spawn(async move {
+            let shutdown = async move {
+                let _ = rx.await;
+            };
+            if let Err(e) = controller::run::run(client, settings, m, h, shutdown).await {
+                panic!("controller failed: {e}");
+            }
+        });
+        Self {
+            stop: Some(tx),
+            task: Some(task),
+            metrics,
+            health,
+        }
+    }
+
+    /// Stops the controller and waits for in-flight work to finish.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(20), task).await;
+        }
+    }
+}
+
+impl Drop for InProcessController {
+    fn drop(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// The real `chaos-conductor run` binary in a child process.
+pub struct ControllerProcess {
+    child: Child,
+}
+
+impl ControllerProcess {
+    /// Starts `chaos-conductor run --watch-namespace <ns>` with the test kubeconfig; its log goes
+    /// to `target/test-logs/<log_name>.log`.
+    pub fn start(namespace: &str, log_name: &str, extra: &[&str]) -> Self {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-logs");
+        let _ = std::fs::create_dir_all(&dir);
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join(format!("{log_name}.log")))
+            .expect("controller log file");
+        let child = Command::new(env!("CARGO_BIN_EXE_chaos-conductor"))
+            .args([
+                "run",
+                "--watch-namespace",
+                namespace,
+                "--metrics-addr",
+                "127.0.0.1:0",
+            ])
+            .args(extra)
+            .env("KUBECONFIG", super::kubeconfig_path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(log))
+            .spawn()
+            .expect("start chaos-conductor");
+        Self { child }
+    }
+
+    /// SIGKILL: no graceful shutdown, no last writes.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// The child's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for ControllerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
