@@ -61,11 +61,18 @@ async fn patch_engine(
 /// Whether two statuses differ in anything but `observedGeneration` (which, on a CRD without a
 /// status subresource, our own write bumps: comparing it would write forever).
 pub fn status_changed(old: &ChaosEngineStatus, new: &ChaosEngineStatus) -> bool {
-    let mut a = old.clone();
-    let mut b = new.clone();
-    a.observed_generation = None;
-    b.observed_generation = None;
-    a != b
+    without_generations(old) != without_generations(new)
+}
+
+/// The status with every `observedGeneration` cleared: on a CRD without a status subresource our
+/// own write bumps the generation, so comparing it would make every pass write again.
+fn without_generations(status: &ChaosEngineStatus) -> ChaosEngineStatus {
+    let mut s = status.clone();
+    s.observed_generation = None;
+    for c in &mut s.conditions {
+        c.observed_generation = None;
+    }
+    s
 }
 
 /// The merge patch that turns `old` into `new`: `new` whole, plus `null` for top-level keys that
@@ -94,6 +101,9 @@ async fn write_status(
     }
     let mut desired = desired.clone();
     desired.observed_generation = current.metadata.generation;
+    for c in &mut desired.conditions {
+        c.observed_generation = current.metadata.generation;
+    }
     let name = current.metadata.name.clone().unwrap_or_default();
     let ns = current.metadata.namespace.clone().unwrap_or_default();
     let mut body = json!({ "status": status_patch(&old, &desired)? });

@@ -356,7 +356,8 @@ impl<'a> Planner<'a> {
             reason: reason.into(),
             message,
             last_transition_time: transition,
-            observed_generation: self.engine.metadata.generation,
+            // Stamped by the shell when it writes (see apply::write_status).
+            observed_generation: None,
         }]
     }
 

@@ -1,0 +1,182 @@
+//! The controller on a cluster that still has Litmus-style CRDs: no status subresource (status is
+//! written by merge patch on the object, which bumps metadata.generation) and a ChaosEngine `spec`
+//! that keeps anything, so a malformed engine reaches the controller.
+//!
+//! This swaps the cluster-wide ChaosEngine CRD for the duration of the test, which would disturb
+//! tests running beside it: it is `#[ignore]`d and `scripts/test` runs it alone, after the others
+//! (`cargo test --test litmus_crds -- --ignored`). It restores our CRD at the end, pass or fail.
+mod support;
+
+use std::time::Duration;
+
+use futures::FutureExt;
+
+use chaos_conductor::api::{ChaosEngine, all_crds};
+use chaos_conductor::controller::StatusMode;
+use chaos_conductor::controller::run::detect_status_mode;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
+    CustomResourceDefinition, JSONSchemaProps,
+};
+use kube::api::{Api, ApiResource, DynamicObject, PostParams};
+use kube::{Client, ResourceExt};
+use serde_json::json;
+use support::controller::InProcessController;
+use support::*;
+
+const CRD: &str = "chaosengines.litmuschaos.io";
+
+/// Litmus's shape: no subresources, no printer columns, `spec` and `status` keep unknown fields.
+fn litmus_style(mut crd: CustomResourceDefinition) -> CustomResourceDefinition {
+    let free = || -> JSONSchemaProps {
+        serde_json::from_value(
+            json!({"type": "object", "x-kubernetes-preserve-unknown-fields": true}),
+        )
+        .unwrap()
+    };
+    for v in &mut crd.spec.versions {
+        v.subresources = None;
+        v.additional_printer_columns = None;
+        if let Some(schema) = v
+            .schema
+            .as_mut()
+            .and_then(|s| s.open_api_v3_schema.as_mut())
+        {
+            let props = schema.properties.get_or_insert_with(Default::default);
+            props.insert("spec".into(), free());
+            props.insert("status".into(), free());
+        }
+    }
+    crd
+}
+
+async fn install(client: &Client, crd: CustomResourceDefinition, want: StatusMode) {
+    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let mut crd = crd;
+    let current = api.get(CRD).await.expect("read the ChaosEngine CRD");
+    crd.metadata.resource_version = current.metadata.resource_version;
+    api.replace(CRD, &PostParams::default(), &crd)
+        .await
+        .expect("replace the ChaosEngine CRD");
+    wait_for(
+        "discovery to show the CRD change",
+        Duration::from_secs(60),
+        async || {
+            let mode = detect_status_mode(client)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            if mode == want {
+                Ok(())
+            } else {
+                Err(anyhow::anyhow!("still {mode:?}"))
+            }
+        },
+    )
+    .await;
+}
+
+#[tokio::test]
+#[ignore = "swaps the cluster-wide ChaosEngine CRD; run alone: cargo test --test litmus_crds -- --ignored"]
+async fn runs_on_litmus_crds_and_survives_a_malformed_engine() {
+    let env = TestEnv::new("litmus-crds").await;
+    let client = env.client();
+    let ours = all_crds().remove(0);
+    install(
+        &client,
+        litmus_style(ours.clone()),
+        StatusMode::MainResource,
+    )
+    .await;
+    let outcome = std::panic::AssertUnwindSafe(scenario(env))
+        .catch_unwind()
+        .await;
+    install(&client, ours, StatusMode::Subresource).await;
+    if let Err(panic) = outcome {
+        std::panic::resume_unwind(panic);
+    }
+}
+
+async fn scenario(env: TestEnv) {
+    env.create_service_account("pod-delete-sa").await;
+    env.create(&sample_experiment("pod-delete")).await;
+    let _fake = FakeExperiment::start(env.client(), env.ns(), Behaviour::pass());
+    let _ctrl = InProcessController::start(env.client(), env.ns());
+
+    // Accepted by Litmus's schema (spec keeps anything), unreadable for the controller.
+    let dynamic: Api<DynamicObject> = Api::namespaced_with(
+        env.client(),
+        env.ns(),
+        &ApiResource::erase::<ChaosEngine>(&()),
+    );
+    let broken: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "litmuschaos.io/v1alpha1", "kind": "ChaosEngine",
+        "metadata": {"name": "broken"},
+        "spec": {"engineState": "active", "experiments": "not-a-list"}
+    }))
+    .unwrap();
+    dynamic
+        .create(&PostParams::default(), &broken)
+        .await
+        .expect("Litmus's schema accepts it");
+    env.create(
+        &EngineBuilder::new("good")
+            .service_account("pod-delete-sa")
+            .experiment("pod-delete")
+            .build(),
+    )
+    .await;
+
+    let engines = env.engines();
+    let done = env
+        .wait_for(
+            "the good engine completes next to the malformed one",
+            Duration::from_secs(90),
+            async || {
+                let e = engines.get("good").await?;
+                match e.status.as_ref() {
+                    Some(s) if s.engine_status == "completed" => Ok(e),
+                    other => Err(anyhow::anyhow!("status {other:?}")),
+                }
+            },
+        )
+        .await;
+    let st = done.status.clone().unwrap();
+    assert_eq!(st.experiments[0].status, "Completed");
+    assert_eq!(st.experiments[0].verdict, "Pass");
+    assert_eq!(done.spec.engine_state.as_deref(), Some("stop"));
+
+    // Written only on change: the generation (bumped by every write without a subresource) rests.
+    let generation = done.metadata.generation.unwrap_or_default();
+    assert!(generation <= 8, "{generation} writes for one experiment");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let later = engines.get("good").await.unwrap();
+    assert_eq!(
+        later.metadata.generation,
+        Some(generation),
+        "no status churn after completion"
+    );
+
+    let warning = env
+        .wait_for(
+            "a Warning on the malformed engine",
+            Duration::from_secs(60),
+            async || {
+                env.engine_events("broken")
+                    .await
+                    .into_iter()
+                    .find(|e| e.reason == "ChaosEngineMalformed")
+                    .ok_or_else(|| anyhow::anyhow!("no ChaosEngineMalformed event yet"))
+            },
+        )
+        .await;
+    assert_eq!(warning.type_, "Warning");
+    assert!(
+        warning.message.contains("ChaosEngine cannot be read"),
+        "{}",
+        warning.message
+    );
+    assert!(
+        dynamic.get("broken").await.unwrap().finalizers().is_empty(),
+        "left alone: no finalizer"
+    );
+    env.cleanup().await;
+}
