@@ -1,0 +1,1118 @@
+//! Abort and garbage collection (issue 5) against the real local control plane with the fake
+//! litmus-go experiment: the three triggers (delete, `engineState: stop`, the abort annotation) at
+//! each stage of a run, result folding, a controller that is down during the delete, a namespace
+//! being deleted, many aborts at once, restart after abort, force deletion of chaos pods that
+//! outlive their grace period.
+//!
+//! Every test removes its engines while its controller still runs (see [`teardown`]): an engine
+//! keeps the finalizer after an abort, so a namespace deleted after the controller stopped would
+//! stay Terminating for good.
+mod support;
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use chaos_conductor::api::{ABORT_ANNOTATION, ChaosEngine, ChaosResult, FINALIZER};
+use chaos_conductor::engine::PlanConfig;
+use k8s_openapi::api::core::v1::Namespace;
+use kube::ResourceExt;
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
+use serde_json::json;
+use support::controller::{ControllerProcess, InProcessController};
+use support::*;
+
+const SA: &str = "pod-delete-sa";
+const WAIT: Duration = Duration::from_secs(60);
+
+/// Namespace with the service account and the given ChaosExperiments.
+async fn setup(test: &str, experiments: &[&str]) -> TestEnv {
+    let env = TestEnv::new(test).await;
+    env.create_service_account(SA).await;
+    for name in experiments {
+        env.create(&sample_experiment(name)).await;
+    }
+    env
+}
+
+fn engine(name: &str) -> EngineBuilder {
+    EngineBuilder::new(name).service_account(SA)
+}
+
+/// Adds kwok-driving annotations to an experiment's pod (`experimentAnnotations`).
+fn pod_annotations(mut b: EngineBuilder, experiment: &str, kv: &[(&str, &str)]) -> EngineBuilder {
+    let c = b.components_mut(experiment);
+    for (k, v) in kv {
+        c.experiment_annotations
+            .insert(k.to_string(), v.to_string());
+    }
+    b
+}
+
+fn status_of(e: &ChaosEngine) -> chaos_conductor::api::ChaosEngineStatus {
+    e.status.clone().unwrap_or_default()
+}
+
+fn engine_status(e: &ChaosEngine) -> String {
+    status_of(e).engine_status
+}
+
+/// `(status, verdict)` of every experiment entry.
+fn entries(e: &ChaosEngine) -> Vec<(String, String)> {
+    status_of(e)
+        .experiments
+        .iter()
+        .map(|x| (x.status.clone(), x.verdict.clone()))
+        .collect()
+}
+
+fn aborted_entry() -> (String, String) {
+    ("Forcefully Aborted".into(), "Stopped".into())
+}
+
+/// Waits until the engine satisfies `done`, returning it.
+async fn wait_engine(
+    env: &TestEnv,
+    name: &str,
+    what: &str,
+    timeout: Duration,
+    done: impl Fn(&ChaosEngine) -> bool,
+) -> ChaosEngine {
+    let api = env.engines();
+    env.wait_for(&format!("{name}: {what}"), timeout, async || {
+        let e = api.get(name).await?;
+        if done(&e) {
+            Ok(e)
+        } else {
+            Err(anyhow::anyhow!(
+                "engineState {:?}, status {}",
+                e.spec.engine_state,
+                serde_json::to_string(&e.status)?
+            ))
+        }
+    })
+    .await
+}
+
+async fn wait_gone(env: &TestEnv, name: &str, timeout: Duration) {
+    let api = env.engines();
+    env.wait_for(
+        &format!("engine {name} gone"),
+        timeout,
+        async || match api.get_opt(name).await? {
+            None => Ok(()),
+            Some(e) => Err(anyhow::anyhow!(
+                "still there: deletionTimestamp {:?}, finalizers {:?}, status {}",
+                e.metadata.deletion_timestamp,
+                e.metadata.finalizers,
+                serde_json::to_string(&e.status)?
+            )),
+        },
+    )
+    .await
+}
+
+/// Jobs and pods (names) labelled `chaosUID=<uid>` in the test namespace.
+async fn chaos_left(env: &TestEnv, uid: &str) -> anyhow::Result<(Vec<String>, Vec<String>)> {
+    let lp = ListParams::default().labels(&format!("chaosUID={uid}"));
+    let jobs = env.jobs().list(&lp).await?.items;
+    let pods = env.pods().list(&lp).await?.items;
+    Ok((
+        jobs.iter().map(|j| j.name_any()).collect(),
+        pods.iter().map(|p| p.name_any()).collect(),
+    ))
+}
+
+async fn assert_no_chaos_left(env: &TestEnv, uid: &str) {
+    let (jobs, pods) = chaos_left(env, uid).await.expect("listing chaos objects");
+    assert!(
+        jobs.is_empty() && pods.is_empty(),
+        "chaos residue of {uid}: jobs {jobs:?}, pods {pods:?}"
+    );
+}
+
+/// Waits for an Event on `name` with this reason; returns it.
+async fn wait_event(env: &TestEnv, name: &str, reason: &str) -> EventInfo {
+    env.wait_for(&format!("event {reason} on {name}"), WAIT, async || {
+        let events = env.events_for(name).await;
+        events
+            .iter()
+            .find(|e| e.reason == reason)
+            .cloned()
+            .ok_or_else(|| anyhow::anyhow!("events: {:?}", reasons(&events)))
+    })
+    .await
+}
+
+fn reasons(events: &[EventInfo]) -> Vec<String> {
+    events.iter().map(|e| e.reason.clone()).collect()
+}
+
+async fn assert_stopped_event(env: &TestEnv, name: &str) {
+    let ev = wait_event(env, name, "ChaosEngineStopped").await;
+    assert_eq!(ev.message, "Chaos resources deleted successfully");
+    assert_eq!(ev.type_, "Normal");
+    assert_eq!(ev.component, "chaos-conductor");
+}
+
+async fn result(env: &TestEnv, name: &str) -> ChaosResult {
+    env.results()
+        .get(name)
+        .await
+        .unwrap_or_else(|e| panic!("ChaosResult {name}: {e}"))
+}
+
+/// `(phase, verdict)` of a ChaosResult.
+fn result_verdict(r: &ChaosResult) -> (String, String) {
+    let s = r.status.clone().unwrap_or_default().experiment_status;
+    (s.phase, s.verdict)
+}
+
+async fn wait_result(env: &TestEnv, name: &str, phase: &str, verdict: &str) -> ChaosResult {
+    let api = env.results();
+    env.wait_for(
+        &format!("ChaosResult {name} {phase}/{verdict}"),
+        WAIT,
+        async || {
+            let r = api
+                .get_opt(name)
+                .await?
+                .ok_or_else(|| anyhow::anyhow!("no result"))?;
+            let got = result_verdict(&r);
+            if got == (phase.to_string(), verdict.to_string()) {
+                Ok(r)
+            } else {
+                Err(anyhow::anyhow!("{got:?}"))
+            }
+        },
+    )
+    .await
+}
+
+async fn patch_engine(env: &TestEnv, name: &str, body: serde_json::Value) {
+    env.engines()
+        .patch(name, &PatchParams::default(), &Patch::Merge(body))
+        .await
+        .unwrap_or_else(|e| panic!("patching engine {name}: {e}"));
+}
+
+async fn set_state(env: &TestEnv, name: &str, state: &str) {
+    patch_engine(env, name, json!({"spec": {"engineState": state}})).await;
+}
+
+/// The three ways to abort.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Trigger {
+    Delete,
+    Stop,
+    Annotation,
+}
+
+async fn trigger(env: &TestEnv, name: &str, t: Trigger) {
+    match t {
+        Trigger::Delete => {
+            env.engines()
+                .delete(name, &DeleteParams::default())
+                .await
+                .unwrap_or_else(|e| panic!("deleting engine {name}: {e}"));
+        }
+        Trigger::Stop => set_state(env, name, "stop").await,
+        Trigger::Annotation => {
+            patch_engine(
+                env,
+                name,
+                json!({"metadata": {"annotations": {ABORT_ANNOTATION: "true"}}}),
+            )
+            .await
+        }
+    }
+}
+
+/// Waits for the end of an abort: the engine gone (delete) or `stopped` (the others; after the
+/// annotation also the annotation consumed and `engineState: stop`). `None` for a deleted engine.
+async fn wait_aborted(env: &TestEnv, name: &str, t: Trigger) -> Option<ChaosEngine> {
+    match t {
+        Trigger::Delete => {
+            wait_gone(env, name, WAIT).await;
+            None
+        }
+        Trigger::Stop => Some(
+            wait_engine(env, name, "stopped", WAIT, |e| {
+                engine_status(e) == "stopped"
+            })
+            .await,
+        ),
+        Trigger::Annotation => {
+            let e = wait_engine(
+                env,
+                name,
+                "stopped and abort annotation consumed",
+                WAIT,
+                |e| {
+                    engine_status(e) == "stopped" && !e.annotations().contains_key(ABORT_ANNOTATION)
+                },
+            )
+            .await;
+            assert_eq!(e.spec.engine_state.as_deref(), Some("stop"));
+            Some(e)
+        }
+    }
+}
+
+/// Deletes every engine while the controller still runs and waits until they are gone, then
+/// deletes the namespace.
+async fn teardown(env: TestEnv) {
+    let api = env.engines();
+    let _ = api
+        .delete_collection(&DeleteParams::default(), &ListParams::default())
+        .await;
+    let gone = try_wait_for("all engines removed", WAIT, async || {
+        let left = api.list(&ListParams::default()).await?.items;
+        if left.is_empty() {
+            Ok(())
+        } else {
+            Err(anyhow::anyhow!(
+                "{:?}",
+                left.iter().map(|e| e.name_any()).collect::<Vec<_>>()
+            ))
+        }
+    })
+    .await;
+    if let Err(e) = gone {
+        eprintln!("[abort] warning: {e:#}; removing finalizers by hand");
+        strip_finalizers(&env).await;
+    }
+    env.cleanup().await;
+}
+
+/// The manual way out: drop our finalizer from every engine of the namespace.
+async fn strip_finalizers(env: &TestEnv) {
+    let api = env.engines();
+    for e in api
+        .list(&ListParams::default())
+        .await
+        .map(|l| l.items)
+        .unwrap_or_default()
+    {
+        let keep: Vec<String> = e
+            .finalizers()
+            .iter()
+            .filter(|f| *f != FINALIZER)
+            .cloned()
+            .collect();
+        let _ = api
+            .patch(
+                &e.name_any(),
+                &PatchParams::default(),
+                &Patch::Merge(json!({"metadata": {"finalizers": keep}})),
+            )
+            .await;
+    }
+}
+
+// ------------------------------------------------------------------------- trigger × stage
+
+/// When in the run the abort comes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Stage {
+    /// The first experiment's pod never starts (kwok `stay-pending`), the second experiment waits
+    /// for its turn with no Job: nothing ran, no ChaosResult exists.
+    Waiting,
+    /// The experiment pod runs and the ChaosResult is Running/Awaited.
+    Running,
+    /// The engine completed (verdict Pass), its Job retained.
+    Completed,
+}
+
+async fn abort_case(t: Trigger, stage: Stage) {
+    let test = format!("abort-{t:?}-{stage:?}");
+    let env = setup(&test, &["pod-delete", "container-kill"]).await;
+    let behaviour = match stage {
+        Stage::Running => Behaviour::all(ExperimentBehaviour::never_finish()),
+        _ => Behaviour::pass(),
+    };
+    let fake = FakeExperiment::start(env.client(), env.ns(), behaviour);
+    let ctrl = InProcessController::start(env.client(), env.ns());
+    let name = "victim";
+    let b = match stage {
+        Stage::Waiting => pod_annotations(
+            engine(name)
+                .experiment("pod-delete")
+                .experiment("container-kill"),
+            "pod-delete",
+            &[("e2e.test/stay-pending", "true")],
+        ),
+        _ => engine(name).experiment("pod-delete"),
+    };
+    env.create(&b.build()).await;
+
+    let before = match stage {
+        Stage::Waiting => {
+            let e = wait_engine(&env, name, "first Job created", WAIT, |e| {
+                status_of(e)
+                    .experiments
+                    .first()
+                    .is_some_and(|x| !x.job_name.is_empty())
+            })
+            .await;
+            let job = status_of(&e).experiments[0].job_name.clone();
+            env.wait_for("pending experiment pod", WAIT, async || {
+                let pods = env.job_pods(&job).await;
+                if pods.is_empty() {
+                    Err(anyhow::anyhow!("no pod yet"))
+                } else {
+                    Ok(())
+                }
+            })
+            .await;
+            let e = env.engines().get(name).await.unwrap();
+            assert_eq!(
+                entries(&e)[1].0,
+                "Waiting for Job Creation",
+                "the second experiment has no Job yet"
+            );
+            e
+        }
+        Stage::Running => {
+            let e = wait_engine(&env, name, "experiment Running", WAIT, |e| {
+                entries(e).first().is_some_and(|x| x.0 == "Running")
+            })
+            .await;
+            wait_result(&env, "victim-pod-delete", "Running", "Awaited").await;
+            e
+        }
+        Stage::Completed => {
+            wait_engine(&env, name, "completed", WAIT, |e| {
+                engine_status(e) == "completed"
+            })
+            .await
+        }
+    };
+    let uid = before.uid().expect("uid");
+    assert!(
+        before.finalizers().iter().any(|f| f == FINALIZER),
+        "finalizer added when first seen"
+    );
+
+    let started = Instant::now();
+    trigger(&env, name, t).await;
+
+    if t == Trigger::Stop && stage == Stage::Completed {
+        // A completed engine is already at `stop` (written on completion): Litmus does nothing,
+        // the verdict stays.
+        tokio::time::sleep(secs(3)).await;
+        let e = env.engines().get(name).await.unwrap();
+        assert_eq!(engine_status(&e), "completed");
+        assert_eq!(entries(&e), vec![("Completed".into(), "Pass".into())]);
+        assert_eq!(
+            result_verdict(&result(&env, "victim-pod-delete").await).1,
+            "Pass"
+        );
+        // The retained Job is removed by the delete in teardown (with the controller running).
+        teardown(env).await;
+        drop(ctrl);
+        return;
+    }
+
+    let after = wait_aborted(&env, name, t).await;
+    eprintln!("[abort] {test}: abort took {:.1?}", started.elapsed());
+    env.wait_for("no chaos Job or pod left", WAIT, async || {
+        let (jobs, pods) = chaos_left(&env, &uid).await?;
+        if jobs.is_empty() && pods.is_empty() {
+            Ok(())
+        } else {
+            Err(anyhow::anyhow!("jobs {jobs:?}, pods {pods:?}"))
+        }
+    })
+    .await;
+    assert_stopped_event(&env, name).await;
+
+    if let Some(e) = &after {
+        let st = status_of(e);
+        match stage {
+            Stage::Waiting => {
+                assert_eq!(entries(e), vec![aborted_entry(), aborted_entry()]);
+                assert_eq!(st.verdict, "Stopped");
+            }
+            Stage::Running => {
+                assert_eq!(entries(e), vec![aborted_entry()]);
+                assert_eq!(st.verdict, "Stopped");
+            }
+            Stage::Completed => {
+                assert_eq!(
+                    entries(e),
+                    vec![("Completed".into(), "Pass".into())],
+                    "a finished experiment keeps its verdict"
+                );
+                assert_eq!(st.verdict, "Pass");
+            }
+        }
+        assert_eq!(st.phase, "Stopped");
+        assert!(
+            e.finalizers().iter().any(|f| f == FINALIZER),
+            "the finalizer stays on an engine that is not deleted"
+        );
+    }
+    match stage {
+        Stage::Waiting => {
+            let results = env.results().list(&ListParams::default()).await.unwrap();
+            assert!(results.items.is_empty(), "no experiment ran");
+        }
+        Stage::Running => {
+            let r = result(&env, "victim-pod-delete").await;
+            assert_eq!(
+                result_verdict(&r),
+                ("Stopped".into(), "Stopped".into()),
+                "the running result ends Stopped"
+            );
+            assert_eq!(r.status.unwrap().history.unwrap().stopped_runs, 1);
+        }
+        Stage::Completed => {
+            let r = result(&env, "victim-pod-delete").await;
+            assert_eq!(result_verdict(&r), ("Completed".into(), "Pass".into()));
+        }
+    }
+    fake.assert_no_errors();
+    teardown(env).await;
+    drop(ctrl);
+}
+
+#[tokio::test]
+async fn delete_while_waiting() {
+    abort_case(Trigger::Delete, Stage::Waiting).await;
+}
+
+#[tokio::test]
+async fn delete_while_running() {
+    abort_case(Trigger::Delete, Stage::Running).await;
+}
+
+#[tokio::test]
+async fn delete_after_completion() {
+    abort_case(Trigger::Delete, Stage::Completed).await;
+}
+
+#[tokio::test]
+async fn stop_while_waiting() {
+    abort_case(Trigger::Stop, Stage::Waiting).await;
+}
+
+#[tokio::test]
+async fn stop_while_running() {
+    abort_case(Trigger::Stop, Stage::Running).await;
+}
+
+#[tokio::test]
+async fn stop_after_completion_keeps_the_verdict() {
+    abort_case(Trigger::Stop, Stage::Completed).await;
+}
+
+#[tokio::test]
+async fn abort_annotation_while_waiting() {
+    abort_case(Trigger::Annotation, Stage::Waiting).await;
+}
+
+#[tokio::test]
+async fn abort_annotation_while_running() {
+    abort_case(Trigger::Annotation, Stage::Running).await;
+}
+
+#[tokio::test]
+async fn abort_annotation_after_completion() {
+    abort_case(Trigger::Annotation, Stage::Completed).await;
+}
+
+#[tokio::test]
+async fn abort_annotation_on_a_new_engine_launches_nothing() {
+    let env = setup("abort-new", &["pod-delete"]).await;
+    let _fake = FakeExperiment::start(env.client(), env.ns(), Behaviour::pass());
+    let ctrl = InProcessController::start(env.client(), env.ns());
+    env.create(
+        &engine("born-aborted")
+            .experiment("pod-delete")
+            .annotation(ABORT_ANNOTATION, "true")
+            .build(),
+    )
+    .await;
+    let e = wait_aborted(&env, "born-aborted", Trigger::Annotation)
+        .await
+        .unwrap();
+    assert_stopped_event(&env, "born-aborted").await;
+    assert!(
+        entries(&e).iter().all(|x| *x == aborted_entry()),
+        "{:?}",
+        entries(&e)
+    );
+    let jobs = env.jobs().list(&ListParams::default()).await.unwrap().items;
+    assert!(jobs.is_empty(), "no Job for an engine aborted at birth");
+    teardown(env).await;
+    drop(ctrl);
+}
+
+// ---------------------------------------------------------------------------- result folding
+
+fn targets(r: &ChaosResult) -> BTreeMap<(String, String), String> {
+    r.status
+        .as_ref()
+        .and_then(|s| s.history.as_ref())
+        .map(|h| {
+            h.targets
+                .iter()
+                .map(|t| ((t.kind.clone(), t.name.clone()), t.chaos_status.clone()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+async fn annotate_result(env: &TestEnv, name: &str, kv: &[(&str, &str)]) {
+    let map: BTreeMap<&str, &str> = kv.iter().copied().collect();
+    env.results()
+        .patch(
+            name,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"annotations": map}})),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("annotating {name}: {e}"));
+}
+
+#[tokio::test]
+async fn target_annotations_of_every_result_are_folded_into_history() {
+    let env = setup("abort-fold", &["pod-delete", "container-kill"]).await;
+    let _fake = FakeExperiment::start(
+        env.client(),
+        env.ns(),
+        Behaviour::pass().with("container-kill", ExperimentBehaviour::never_finish()),
+    );
+    let ctrl = InProcessController::start(env.client(), env.ns());
+    env.create(
+        &engine("fold")
+            .experiment("pod-delete")
+            .experiment("container-kill")
+            .build(),
+    )
+    .await;
+    wait_engine(&env, "fold", "second experiment Running", WAIT, |e| {
+        entries(e).get(1).is_some_and(|x| x.0 == "Running")
+    })
+    .await;
+    wait_result(&env, "fold-container-kill", "Running", "Awaited").await;
+    let marks = [
+        ("pod/nginx-1", "injected"),
+        ("pod/nginx-2", "reverted"),
+        ("deployment/web", "targeted"),
+        // Not a target annotation: stays where it is.
+        ("example.com/owner", "team-a"),
+    ];
+    annotate_result(&env, "fold-pod-delete", &marks).await;
+    annotate_result(&env, "fold-container-kill", &marks).await;
+
+    trigger(&env, "fold", Trigger::Stop).await;
+    let e = wait_aborted(&env, "fold", Trigger::Stop).await.unwrap();
+    assert_eq!(
+        entries(&e),
+        vec![("Completed".into(), "Pass".into()), aborted_entry()]
+    );
+    let want: BTreeMap<(String, String), String> = [
+        (("pod", "nginx-1"), "injected"),
+        (("pod", "nginx-2"), "reverted"),
+        (("deployment", "web"), "targeted"),
+    ]
+    .into_iter()
+    .map(|((k, n), v)| ((k.to_string(), n.to_string()), v.to_string()))
+    .collect();
+    for (name, verdict) in [
+        ("fold-pod-delete", ("Completed", "Pass")),
+        ("fold-container-kill", ("Stopped", "Stopped")),
+    ] {
+        let r = env
+            .wait_for(&format!("{name} folded"), WAIT, async || {
+                let r = env.results().get(name).await?;
+                if targets(&r) == want {
+                    Ok(r)
+                } else {
+                    Err(anyhow::anyhow!(
+                        "targets {:?}, annotations {:?}",
+                        targets(&r),
+                        r.annotations()
+                    ))
+                }
+            })
+            .await;
+        let left: Vec<&String> = r.annotations().keys().collect();
+        assert_eq!(
+            left,
+            vec!["example.com/owner"],
+            "{name}: target annotations removed, others kept"
+        );
+        assert_eq!(
+            result_verdict(&r),
+            (verdict.0.to_string(), verdict.1.to_string())
+        );
+    }
+    teardown(env).await;
+    drop(ctrl);
+}
+
+// ------------------------------------------------------------------------ controller down
+
+#[tokio::test]
+async fn delete_while_the_controller_is_down_completes_when_it_is_back() {
+    let env = setup("abort-down", &["pod-delete"]).await;
+    let _fake = FakeExperiment::start(
+        env.client(),
+        env.ns(),
+        Behaviour::all(ExperimentBehaviour::never_finish()),
+    );
+    let ctrl = ControllerProcess::start(env.ns(), &format!("{}-first", env.ns()), &[]);
+    env.create(&engine("orphan").experiment("pod-delete").build())
+        .await;
+    let e = wait_engine(&env, "orphan", "experiment Running", WAIT, |e| {
+        entries(e).first().is_some_and(|x| x.0 == "Running")
+    })
+    .await;
+    let uid = e.uid().unwrap();
+    ctrl.kill();
+
+    trigger(&env, "orphan", Trigger::Delete).await;
+    tokio::time::sleep(secs(3)).await;
+    let held = env
+        .engines()
+        .get("orphan")
+        .await
+        .expect("held by the finalizer");
+    assert!(held.metadata.deletion_timestamp.is_some());
+    let (_, pods) = chaos_left(&env, &uid).await.unwrap();
+    assert!(!pods.is_empty(), "nobody aborted the experiment yet");
+
+    let started = Instant::now();
+    let ctrl = ControllerProcess::start(env.ns(), &format!("{}-second", env.ns()), &[]);
+    wait_gone(&env, "orphan", WAIT).await;
+    eprintln!(
+        "[abort] deletion finished {:.1?} after the controller came back",
+        started.elapsed()
+    );
+    assert_no_chaos_left(&env, &uid).await;
+    assert_stopped_event(&env, "orphan").await;
+    assert_eq!(
+        result_verdict(&result(&env, "orphan-pod-delete").await),
+        ("Stopped".into(), "Stopped".into())
+    );
+    teardown(env).await;
+    ctrl.kill();
+}
+
+// ------------------------------------------------------------- residue already (partly) gone
+
+#[tokio::test]
+async fn delete_completes_when_the_job_or_pod_was_removed_by_hand() {
+    let env = setup("abort-byhand", &["pod-delete"]).await;
+    let _fake = FakeExperiment::start(
+        env.client(),
+        env.ns(),
+        Behaviour::all(ExperimentBehaviour::never_finish()),
+    );
+    let ctrl = InProcessController::start(env.client(), env.ns());
+    for n in ["lost-job", "lost-pod"] {
+        env.create(&engine(n).experiment("pod-delete").build())
+            .await;
+    }
+    let mut uids = Vec::new();
+    for n in ["lost-job", "lost-pod"] {
+        let e = wait_engine(&env, n, "experiment Running", WAIT, |e| {
+            entries(e).first().is_some_and(|x| x.0 == "Running")
+        })
+        .await;
+        uids.push(e.uid().unwrap());
+        let x = &status_of(&e).experiments[0];
+        if n == "lost-job" {
+            // The Job goes, its pod stays behind (still labelled chaosUID, owned by nobody).
+            let orphan = DeleteParams {
+                propagation_policy: Some(kube::api::PropagationPolicy::Orphan),
+                ..Default::default()
+            };
+            env.jobs().delete(&x.job_name, &orphan).await.unwrap();
+        } else {
+            // The pod is gone at once; the Job stays.
+            env.pods()
+                .delete(&x.experiment_pod, &DeleteParams::default().grace_period(0))
+                .await
+                .unwrap();
+        }
+        trigger(&env, n, Trigger::Delete).await;
+    }
+    for (n, uid) in ["lost-job", "lost-pod"].iter().zip(&uids) {
+        wait_gone(&env, n, WAIT).await;
+        env.wait_for(&format!("no chaos residue of {n}"), WAIT, async || {
+            let (jobs, pods) = chaos_left(&env, uid).await?;
+            if jobs.is_empty() && pods.is_empty() {
+                Ok(())
+            } else {
+                Err(anyhow::anyhow!("jobs {jobs:?}, pods {pods:?}"))
+            }
+        })
+        .await;
+        assert_stopped_event(&env, n).await;
+    }
+    teardown(env).await;
+    drop(ctrl);
+}
+
+// --------------------------------------------------------------------- namespace deletion
+
+#[tokio::test]
+async fn deleting_the_namespace_during_a_run_finishes() {
+    let env = setup("abort-nsdel", &["pod-delete"]).await;
+    let _fake = FakeExperiment::start(
+        env.client(),
+        env.ns(),
+        Behaviour::all(ExperimentBehaviour::never_finish()),
+    );
+    let ctrl = InProcessController::start(env.client(), env.ns());
+    env.create(&engine("doomed").experiment("pod-delete").build())
+        .await;
+    wait_engine(&env, "doomed", "experiment Running", WAIT, |e| {
+        entries(e).first().is_some_and(|x| x.0 == "Running")
+    })
+    .await;
+
+    let namespaces: Api<Namespace> = Api::all(env.client());
+    let ns = env.ns().to_string();
+    let started = Instant::now();
+    namespaces
+        .delete(&ns, &DeleteParams::background())
+        .await
+        .expect("deleting the namespace");
+    let finished = try_wait_for("namespace deleted", secs(45), async || {
+        match namespaces.get_opt(&ns).await? {
+            None => Ok(()),
+            Some(n) => {
+                let engines: Vec<String> = env
+                    .engines()
+                    .list(&ListParams::default())
+                    .await
+                    .map(|l| {
+                        l.items
+                            .iter()
+                            .map(|e| {
+                                format!(
+                                    "{} finalizers={:?} status={}",
+                                    e.name_any(),
+                                    e.metadata.finalizers,
+                                    serde_json::to_string(&e.status).unwrap_or_default()
+                                )
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                Err(anyhow::anyhow!(
+                    "phase {:?}; engines {engines:?}",
+                    n.status.and_then(|s| s.phase)
+                ))
+            }
+        }
+    })
+    .await;
+    if let Err(e) = finished {
+        // Do not leave a namespace Terminating for good: the manual way out.
+        strip_finalizers(&env).await;
+        drop(ctrl);
+        panic!("{e:#}");
+    }
+    eprintln!("[abort] namespace deletion took {:.1?}", started.elapsed());
+    drop(ctrl);
+    env.cleanup().await;
+}
+
+// ----------------------------------------------------------------------------- many at once
+
+#[tokio::test]
+async fn fifty_engines_stopped_at_once() {
+    const N: usize = 50;
+    let env = setup("abort-fifty", &["pod-delete"]).await;
+    let _fake = FakeExperiment::start(
+        env.client(),
+        env.ns(),
+        Behaviour::all(ExperimentBehaviour::never_finish()),
+    );
+    let ctrl = InProcessController::start(env.client(), env.ns());
+    let names: Vec<String> = (0..N).map(|i| format!("many-{i:02}")).collect();
+    for n in &names {
+        env.create(&engine(n).experiment("pod-delete").build())
+            .await;
+    }
+    let api = env.engines();
+    env.wait_for(
+        "every engine has its experiment pod",
+        secs(120),
+        async || {
+            let list = api.list(&ListParams::default()).await?.items;
+            let launched = list
+                .iter()
+                .filter(|e| entries(e).first().is_some_and(|x| x.0 == "Running"))
+                .count();
+            if launched == N {
+                Ok(())
+            } else {
+                Err(anyhow::anyhow!("{launched}/{N} running"))
+            }
+        },
+    )
+    .await;
+    let uids: Vec<String> = api
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .iter()
+        .map(|e| e.uid().unwrap())
+        .collect();
+
+    let started = Instant::now();
+    futures::future::join_all(names.iter().map(|n| set_state(&env, n, "stop"))).await;
+    env.wait_for("every engine stopped", secs(120), async || {
+        let list = api.list(&ListParams::default()).await?.items;
+        let stopped = list
+            .iter()
+            .filter(|e| engine_status(e) == "stopped")
+            .count();
+        if stopped == N {
+            Ok(())
+        } else {
+            Err(anyhow::anyhow!("{stopped}/{N} stopped"))
+        }
+    })
+    .await;
+    eprintln!("[abort] {N} aborts took {:.1?}", started.elapsed());
+    for e in api.list(&ListParams::default()).await.unwrap().items {
+        assert_eq!(entries(&e), vec![aborted_entry()], "{}", e.name_any());
+    }
+    for uid in &uids {
+        assert_no_chaos_left(&env, uid).await;
+    }
+    let all = ListParams::default().labels("chaosUID");
+    assert!(env.pods().list(&all).await.unwrap().items.is_empty());
+    assert!(env.jobs().list(&all).await.unwrap().items.is_empty());
+    teardown(env).await;
+    drop(ctrl);
+}
+
+// -------------------------------------------------------------------------------- restart
+
+#[tokio::test]
+async fn restart_after_abort_runs_again_with_a_fresh_status() {
+    let env = setup("abort-restart", &["pod-delete"]).await;
+    let fake = FakeExperiment::start(
+        env.client(),
+        env.ns(),
+        Behaviour::all(ExperimentBehaviour::pass().run_time(secs(6))),
+    );
+    let ctrl = InProcessController::start(env.client(), env.ns());
+    env.create(&engine("phoenix").experiment("pod-delete").build())
+        .await;
+    let first = wait_engine(&env, "phoenix", "experiment Running", WAIT, |e| {
+        entries(e).first().is_some_and(|x| x.0 == "Running")
+    })
+    .await;
+    let first_job = status_of(&first).experiments[0].job_name.clone();
+    trigger(&env, "phoenix", Trigger::Annotation).await;
+    let stopped = wait_aborted(&env, "phoenix", Trigger::Annotation)
+        .await
+        .unwrap();
+    assert_eq!(entries(&stopped), vec![aborted_entry()]);
+
+    set_state(&env, "phoenix", "active").await;
+    let second = wait_engine(&env, "phoenix", "second run completed", WAIT, |e| {
+        engine_status(e) == "completed"
+            && status_of(e)
+                .experiments
+                .first()
+                .is_some_and(|x| x.job_name != first_job)
+    })
+    .await;
+    let st = status_of(&second);
+    assert_eq!(st.experiments.len(), 1, "one entry per experiment");
+    assert_eq!(entries(&second), vec![("Completed".into(), "Pass".into())]);
+    assert_eq!(st.verdict, "Pass");
+    assert_eq!(st.phase, "Completed");
+    assert!(st.aborted_at.is_none(), "fresh status: {st:?}");
+    assert_ne!(st.run_id, status_of(&first).run_id);
+
+    let restart = wait_event(&env, "phoenix", "RestartInProgress").await;
+    assert_eq!(restart.message, "ChaosEngine is restarted");
+    assert_eq!(restart.count, 1);
+
+    let r = result(&env, "phoenix-pod-delete").await;
+    let h = r.status.clone().unwrap().history.unwrap();
+    assert_eq!(
+        (h.passed_runs, h.stopped_runs, h.failed_runs),
+        (1, 1, 0),
+        "each run counted once"
+    );
+    assert_eq!(result_verdict(&r), ("Completed".into(), "Pass".into()));
+    assert_eq!(fake.seen().len(), 2, "the experiment ran twice");
+    let jobs: Vec<String> = env
+        .jobs()
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .iter()
+        .map(|j| j.name_any())
+        .collect();
+    assert_eq!(
+        jobs,
+        vec![st.experiments[0].job_name.clone()],
+        "old Job gone"
+    );
+    teardown(env).await;
+    drop(ctrl);
+}
+
+// ------------------------------------------------------------------ aborts do not block others
+
+#[tokio::test]
+async fn a_normal_engine_progresses_while_twenty_others_abort() {
+    const N: usize = 20;
+    let env = setup("abort-busy", &["pod-delete", "container-kill"]).await;
+    let _fake = FakeExperiment::start(
+        env.client(),
+        env.ns(),
+        Behaviour::all(ExperimentBehaviour::never_finish())
+            .with("container-kill", ExperimentBehaviour::pass()),
+    );
+    let ctrl = InProcessController::start(env.client(), env.ns());
+    // Their pods linger 15 s after deletion: each abort waits that long (by requeueing).
+    let names: Vec<String> = (0..N).map(|i| format!("slow-{i:02}")).collect();
+    for n in &names {
+        let b = pod_annotations(
+            engine(n).experiment("pod-delete"),
+            "pod-delete",
+            &[("e2e.test/delete-after", "15s")],
+        );
+        env.create(&b.build()).await;
+    }
+    let api = env.engines();
+    env.wait_for("every slow engine running", secs(120), async || {
+        let list = api.list(&ListParams::default()).await?.items;
+        let running = list
+            .iter()
+            .filter(|e| entries(e).first().is_some_and(|x| x.0 == "Running"))
+            .count();
+        if running == N {
+            Ok(())
+        } else {
+            Err(anyhow::anyhow!("{running}/{N} running"))
+        }
+    })
+    .await;
+    futures::future::join_all(names.iter().map(|n| set_state(&env, n, "stop"))).await;
+    // All 20 aborts are now waiting for their pods.
+    wait_engine(&env, &names[N - 1], "aborting", WAIT, |e| {
+        status_of(e).phase == "Aborting"
+    })
+    .await;
+
+    let started = Instant::now();
+    env.create(&engine("steady").experiment("container-kill").build())
+        .await;
+    let done = wait_engine(&env, "steady", "completed", secs(12), |e| {
+        engine_status(e) == "completed"
+    })
+    .await;
+    let took = started.elapsed();
+    eprintln!("[abort] steady engine completed in {took:.1?} during 20 aborts");
+    assert_eq!(entries(&done), vec![("Completed".into(), "Pass".into())]);
+    let aborting = api
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .iter()
+        .filter(|e| status_of(e).phase == "Aborting")
+        .count();
+    assert!(
+        aborting > 0,
+        "the aborts should still be waiting for their pods (else the test proves nothing)"
+    );
+
+    env.wait_for("every slow engine stopped", secs(90), async || {
+        let list = api.list(&ListParams::default()).await?.items;
+        let stopped = list
+            .iter()
+            .filter(|e| e.name_any().starts_with("slow-") && engine_status(e) == "stopped")
+            .count();
+        if stopped == N {
+            Ok(())
+        } else {
+            Err(anyhow::anyhow!("{stopped}/{N} stopped"))
+        }
+    })
+    .await;
+    teardown(env).await;
+    drop(ctrl);
+}
+
+// ---------------------------------------------------------------------------- force delete
+
+#[tokio::test]
+async fn chaos_pods_that_outlive_the_grace_period_are_force_deleted() {
+    let env = setup("abort-force", &["pod-delete"]).await;
+    let _fake = FakeExperiment::start(
+        env.client(),
+        env.ns(),
+        Behaviour::all(ExperimentBehaviour::never_finish()),
+    );
+    let plan = PlanConfig {
+        abort_margin: secs(2),
+        ..PlanConfig::default()
+    };
+    let ctrl = InProcessController::start_with(env.client(), env.ns(), plan);
+    // kwok removes a deleted pod only 300 s after its last change: only a force delete is sooner.
+    let b = pod_annotations(
+        engine("stubborn")
+            .experiment("pod-delete")
+            .with(|e| e.spec.termination_grace_period_seconds = Some(1)),
+        "pod-delete",
+        &[("e2e.test/delete-after", "300s")],
+    );
+    env.create(&b.build()).await;
+    let e = wait_engine(&env, "stubborn", "experiment Running", WAIT, |e| {
+        entries(e).first().is_some_and(|x| x.0 == "Running")
+    })
+    .await;
+    let uid = e.uid().unwrap();
+    let pod = status_of(&e).experiments[0].experiment_pod.clone();
+
+    let started = Instant::now();
+    trigger(&env, "stubborn", Trigger::Stop).await;
+    // The pod is marked for deletion with the engine's grace period, and stays.
+    env.wait_for("pod marked for deletion", WAIT, async || {
+        let p = env.pods().get(&pod).await?;
+        if p.metadata.deletion_timestamp.is_some() {
+            Ok(p)
+        } else {
+            Err(anyhow::anyhow!("not yet"))
+        }
+    })
+    .await;
+    let e = wait_aborted(&env, "stubborn", Trigger::Stop).await.unwrap();
+    let took = started.elapsed();
+    eprintln!("[abort] force-deleted abort took {took:.1?}");
+    assert!(
+        took >= secs(3),
+        "stopped before the grace period (1 s) + margin (2 s) ran out: {took:?}"
+    );
+    assert!(took < secs(30), "{took:?}");
+    assert_eq!(entries(&e), vec![aborted_entry()]);
+    assert_no_chaos_left(&env, &uid).await;
+    let ev = wait_event(&env, "stubborn", "ChaosResourcesForceDeleted").await;
+    assert_eq!(ev.type_, "Warning");
+    assert!(ev.message.contains(&pod), "{}", ev.message);
+    assert_stopped_event(&env, "stubborn").await;
+    assert_eq!(
+        result_verdict(&result(&env, "stubborn-pod-delete").await),
+        ("Stopped".into(), "Stopped".into())
+    );
+    teardown(env).await;
+    drop(ctrl);
+}
