@@ -1,0 +1,999 @@
+//! The deployment as the chart makes it, against the real local control plane (scripts/cluster up):
+//! the chart's RBAC is enough (the real binary runs with a ServiceAccount token bound by the
+//! rendered Role), the HTTP endpoints and metric values, leader election with two processes (kill
+//! -9 takeover, no duplicate Job) and the Lease released on SIGTERM.
+mod support;
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, anyhow, bail};
+use chaos_conductor::api::ChaosEngine;
+use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::{Pod, ServiceAccount};
+use kube::ResourceExt;
+use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
+use kube::config::Kubeconfig;
+use serde_json::json;
+use support::*;
+
+/// The chaos service account of the sample engines.
+const SA: &str = "pod-delete-sa";
+/// The Helm release the chart is rendered as; the chart's objects are named `cc-chaos-conductor`.
+const RELEASE: &str = "cc";
+const FULLNAME: &str = "cc-chaos-conductor";
+const WAIT: Duration = Duration::from_secs(90);
+
+// ---------------------------------------------------------------------------------------------
+// The chart's RBAC and a kubeconfig for its ServiceAccount
+// ---------------------------------------------------------------------------------------------
+
+/// `helm`: on PATH, else the one `scripts/cluster env` puts on PATH.
+fn helm() -> PathBuf {
+    if Command::new("helm")
+        .arg("version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+    {
+        return PathBuf::from("helm");
+    }
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = Command::new(repo.join("scripts/cluster"))
+        .arg("env")
+        .output()
+        .expect("scripts/cluster env");
+    let text = String::from_utf8_lossy(&out.stdout);
+    for line in text.lines() {
+        if let Some(path) = line.strip_prefix("export PATH=") {
+            for dir in path.split(':') {
+                let candidate = Path::new(dir).join("helm");
+                if candidate.is_file() {
+                    return candidate;
+                }
+            }
+        }
+    }
+    panic!("no helm: not on PATH and not in `scripts/cluster env`'s PATH ({text})");
+}
+
+/// `helm template` of the chart's ServiceAccount and RBAC, release `cc` in `ns`.
+fn render_rbac(ns: &str, sets: &[String]) -> String {
+    let chart = Path::new(env!("CARGO_MANIFEST_DIR")).join("charts/chaos-conductor");
+    let mut cmd = Command::new(helm());
+    cmd.args(["template", RELEASE])
+        .arg(&chart)
+        .args(["--namespace", ns])
+        .args(["--show-only", "templates/serviceaccount.yaml"])
+        .args(["--show-only", "templates/rbac.yaml"]);
+    for s in sets {
+        cmd.args(["--set", s]);
+    }
+    let out = cmd.output().expect("running helm template");
+    assert!(
+        out.status.success(),
+        "helm template failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("helm output is UTF-8")
+}
+
+/// Renders the chart's RBAC for `watchNamespace=<ns>` (plus `extra` values), applies it into the
+/// test namespace and returns a kubeconfig for the chart's ServiceAccount (TokenRequest API).
+async fn chart_service_account(env: &TestEnv, extra: &[&str]) -> tempfile::TempDir {
+    let ns = env.ns();
+    let mut sets = vec![format!("watchNamespace={ns}")];
+    sets.extend(extra.iter().map(|s| s.to_string()));
+    let yaml = render_rbac(ns, &sets);
+    assert!(
+        !yaml.contains("kind: ClusterRole"),
+        "watchNamespace must give a namespaced Role only:\n{yaml}"
+    );
+    let applied = env
+        .apply_yaml(&yaml)
+        .await
+        .expect("applying the chart RBAC");
+    let kinds: Vec<String> = applied
+        .iter()
+        .map(|o| {
+            format!(
+                "{}/{}",
+                o.types.as_ref().map_or("", |t| t.kind.as_str()),
+                o.name_any()
+            )
+        })
+        .collect();
+    eprintln!("[e2e] applied chart objects: {kinds:?}");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let token = service_account_token(env, FULLNAME).await;
+    write_token_kubeconfig(&dir.path().join("kubeconfig"), &token, ns);
+    dir
+}
+
+/// A short-lived token of `sa` in the test namespace, from the TokenRequest API.
+async fn service_account_token(env: &TestEnv, sa: &str) -> String {
+    let request = TokenRequest {
+        spec: Some(TokenRequestSpec {
+            audiences: None,
+            expiration_seconds: Some(3600),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let sas: Api<ServiceAccount> = env.api();
+    let out = sas
+        .create_token_request(sa, &PostParams::default(), &request)
+        .await
+        .unwrap_or_else(|e| panic!("token request for {sa}: {e}"));
+    out.status
+        .and_then(|s| s.token)
+        .expect("token request status with a token")
+}
+
+/// A kubeconfig with the test cluster's server and CA and `token` as the only credential.
+fn write_token_kubeconfig(path: &Path, token: &str, ns: &str) {
+    let admin_path = kubeconfig_path();
+    let admin = Kubeconfig::read_from(&admin_path).expect("reading the test kubeconfig");
+    let current = admin.current_context.clone().unwrap_or_default();
+    let cluster_name = admin
+        .contexts
+        .iter()
+        .find(|c| c.name == current)
+        .and_then(|c| c.context.as_ref())
+        .map(|c| c.cluster.clone())
+        .expect("current context of the test kubeconfig");
+    let cluster = admin
+        .clusters
+        .iter()
+        .find(|c| c.name == cluster_name)
+        .and_then(|c| c.cluster.clone())
+        .expect("cluster of the test kubeconfig");
+    let mut c = serde_json::Map::new();
+    c.insert("server".into(), json!(cluster.server.expect("server")));
+    if let Some(data) = cluster.certificate_authority_data {
+        c.insert("certificate-authority-data".into(), json!(data));
+    }
+    if let Some(file) = cluster.certificate_authority {
+        let file = PathBuf::from(file);
+        let file = if file.is_relative() {
+            admin_path.parent().unwrap_or(Path::new(".")).join(file)
+        } else {
+            file
+        };
+        c.insert(
+            "certificate-authority".into(),
+            json!(file.display().to_string()),
+        );
+    }
+    let config = json!({
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "test", "cluster": c}],
+        "users": [{"name": "chart-sa", "user": {"token": token}}],
+        "contexts": [{"name": "chart-sa", "context": {"cluster": "test", "user": "chart-sa", "namespace": ns}}],
+        "current-context": "chart-sa",
+    });
+    std::fs::write(path, serde_norway::to_string(&config).unwrap()).expect("writing kubeconfig");
+}
+
+/// A kube client from a kubeconfig file.
+async fn client_from(path: &Path) -> kube::Client {
+    let kc = Kubeconfig::read_from(path).expect("kubeconfig");
+    let config = kube::Config::from_custom_kubeconfig(kc, &Default::default())
+        .await
+        .expect("kubeconfig config");
+    kube::Client::try_from(config).expect("client")
+}
+
+// ---------------------------------------------------------------------------------------------
+// The controller binary in a child process, with a fixed port and its own kubeconfig
+// ---------------------------------------------------------------------------------------------
+
+/// A free TCP port on 127.0.0.1 (bound and released; the controller binds it right after).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// `chaos-conductor run --watch-namespace <ns> --metrics-addr 127.0.0.1:<port> <extra>`.
+struct Conductor {
+    child: Child,
+    port: u16,
+    log: PathBuf,
+    name: String,
+}
+
+impl Conductor {
+    fn start(name: &str, kubeconfig: &Path, ns: &str, extra: &[&str]) -> Conductor {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-logs");
+        std::fs::create_dir_all(&dir).expect("log dir");
+        let log = dir.join(format!("deployment-{ns}-{name}.log"));
+        let file = std::fs::File::create(&log).expect("controller log file");
+        let port = free_port();
+        let addr = format!("127.0.0.1:{port}");
+        let child = Command::new(env!("CARGO_BIN_EXE_chaos-conductor"))
+            .args(["run", "--watch-namespace", ns, "--metrics-addr", &addr])
+            .args(["--log-format", "text", "--log-level", "info"])
+            .args(extra)
+            .env("KUBECONFIG", kubeconfig)
+            .env_remove("RUST_LOG")
+            .env_remove("POD_NAME")
+            .env_remove("WATCH_NAMESPACE")
+            .env_remove("LEADER_ELECT")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(file))
+            .spawn()
+            .expect("start chaos-conductor");
+        eprintln!(
+            "[e2e] controller {name}: pid {} port {port} log {}",
+            child.id(),
+            log.display()
+        );
+        Conductor {
+            child,
+            port,
+            log,
+            name: name.into(),
+        }
+    }
+
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Waits until the log contains `needle`; panics with the log on timeout (or on exit).
+    async fn wait_log(&mut self, needle: &str, timeout: Duration) -> Duration {
+        let start = Instant::now();
+        loop {
+            if self.log_text().contains(needle) {
+                return start.elapsed();
+            }
+            if let Some(status) = self.exited() {
+                panic!(
+                    "controller {} exited ({status}) before logging {needle:?}; log:\n{}",
+                    self.name,
+                    self.log_text()
+                );
+            }
+            if start.elapsed() > timeout {
+                panic!(
+                    "controller {} did not log {needle:?} within {timeout:?}; log:\n{}",
+                    self.name,
+                    self.log_text()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    fn exited(&mut self) -> Option<ExitStatus> {
+        self.child.try_wait().ok().flatten()
+    }
+
+    /// SIGTERM (graceful shutdown).
+    fn terminate(&self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("kill -TERM");
+        assert!(status.success(), "kill -TERM {}", self.child.id());
+    }
+
+    /// Waits for the process to exit after [`Conductor::terminate`].
+    async fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
+        let start = Instant::now();
+        loop {
+            if let Some(s) = self.exited() {
+                return s;
+            }
+            if start.elapsed() > timeout {
+                panic!(
+                    "controller {} still running {timeout:?} after SIGTERM; log:\n{}",
+                    self.name,
+                    self.log_text()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// SIGKILL: no graceful shutdown, the Lease is not released.
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// `GET http://127.0.0.1:<port><path>`: (status code, body).
+    async fn get(&self, path: &str) -> anyhow::Result<(u16, String)> {
+        let port = self.port;
+        let path = path.to_string();
+        tokio::task::spawn_blocking(move || http_get(port, &path)).await?
+    }
+
+    /// Waits until `path` answers 200.
+    async fn wait_ok(&self, path: &str) {
+        wait_for(
+            &format!("{} {path} 200", self.name),
+            secs(60),
+            async || match self.get(path).await? {
+                (200, body) => Ok(body),
+                (code, body) => Err(anyhow!("{code} {body}")),
+            },
+        )
+        .await;
+    }
+
+    async fn metrics(&self) -> anyhow::Result<Vec<Sample>> {
+        match self.get("/metrics").await? {
+            (200, body) => Ok(parse_metrics(&body)),
+            (code, body) => bail!("/metrics: {code} {body}"),
+        }
+    }
+
+    /// Asserts that the log has no authorization failure.
+    fn assert_no_forbidden(&self) {
+        let log = self.log_text();
+        let bad: Vec<&str> = log
+            .lines()
+            .filter(|l| l.to_ascii_lowercase().contains("forbidden"))
+            .collect();
+        assert!(
+            bad.is_empty(),
+            "controller {} logged forbidden:\n{}",
+            self.name,
+            bad.join("\n")
+        );
+    }
+}
+
+impl Drop for Conductor {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A minimal HTTP/1.1 GET (the endpoints answer with a Content-Length body).
+fn http_get(port: u16, path: &str) -> anyhow::Result<(u16, String)> {
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let mut s = std::net::TcpStream::connect_timeout(&addr, secs(2))?;
+    s.set_read_timeout(Some(secs(5)))?;
+    s.set_write_timeout(Some(secs(5)))?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf)?;
+    let text = String::from_utf8(buf).context("response is not UTF-8")?;
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .ok_or_else(|| anyhow!("no header end in {text:?}"))?;
+    let code = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| anyhow!("bad status line in {head:?}"))?;
+    if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        bail!("chunked response not supported: {head}");
+    }
+    Ok((code, body.to_string()))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Prometheus text format
+// ---------------------------------------------------------------------------------------------
+
+#[derive(Debug, Clone)]
+struct Sample {
+    name: String,
+    labels: BTreeMap<String, String>,
+    value: f64,
+}
+
+fn parse_metrics(text: &str) -> Vec<Sample> {
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .filter_map(parse_sample)
+        .collect()
+}
+
+fn parse_sample(line: &str) -> Option<Sample> {
+    let (name, rest) = match line.find(['{', ' ']) {
+        Some(i) => (&line[..i], &line[i..]),
+        None => return None,
+    };
+    let mut labels = BTreeMap::new();
+    let mut rest = rest;
+    if let Some(r) = rest.strip_prefix('{') {
+        let mut chars = r.char_indices().peekable();
+        let mut end = None;
+        loop {
+            // key
+            let mut key = String::new();
+            while let Some(&(i, c)) = chars.peek() {
+                if c == '}' {
+                    end = Some(i);
+                    break;
+                }
+                chars.next();
+                if c == '=' {
+                    break;
+                }
+                if c != ',' {
+                    key.push(c);
+                }
+            }
+            if end.is_some() {
+                break;
+            }
+            // quoted value
+            if chars.next().map(|(_, c)| c) != Some('"') {
+                return None;
+            }
+            let mut value = String::new();
+            while let Some((_, c)) = chars.next() {
+                match c {
+                    '\\' => match chars.next().map(|(_, c)| c) {
+                        Some('n') => value.push('\n'),
+                        Some(o) => value.push(o),
+                        None => return None,
+                    },
+                    '"' => break,
+                    o => value.push(o),
+                }
+            }
+            labels.insert(key, value);
+        }
+        rest = &r[end? + 1..];
+    }
+    let value = rest.split_whitespace().next()?;
+    let value = match value {
+        "+Inf" => f64::INFINITY,
+        "-Inf" => f64::NEG_INFINITY,
+        v => v.parse().ok()?,
+    };
+    Some(Sample {
+        name: name.to_string(),
+        labels,
+        value,
+    })
+}
+
+/// The value of the one sample `name` whose labels include `with`; an error says what exists.
+fn value_of(samples: &[Sample], name: &str, with: &[(&str, &str)]) -> anyhow::Result<f64> {
+    let found: Vec<&Sample> = samples
+        .iter()
+        .filter(|s| s.name == name)
+        .filter(|s| {
+            with.iter()
+                .all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(*v))
+        })
+        .collect();
+    match found.as_slice() {
+        [one] => Ok(one.value),
+        [] => {
+            let all: Vec<String> = samples
+                .iter()
+                .filter(|s| s.name == name)
+                .map(|s| format!("{:?} {}", s.labels, s.value))
+                .collect();
+            bail!("no {name} with {with:?}; have {all:?}")
+        }
+        many => bail!("{} samples of {name} with {with:?}: {many:?}", many.len()),
+    }
+}
+
+#[test]
+fn metrics_parser_reads_labels_escapes_and_values() {
+    let s = parse_metrics(
+        "# HELP x y\nfoo 3\nbar{a=\"1\",b=\"x\\\"y\\\\z\"} 2.5\nh_bucket{le=\"+Inf\"} 7\n",
+    );
+    assert_eq!(s.len(), 3);
+    assert_eq!((s[0].name.as_str(), s[0].value), ("foo", 3.0));
+    assert_eq!(s[1].labels["a"], "1");
+    assert_eq!(s[1].labels["b"], "x\"y\\z");
+    assert_eq!(s[1].value, 2.5);
+    assert_eq!(s[2].labels["le"], "+Inf");
+    assert_eq!(value_of(&s, "bar", &[("a", "1")]).unwrap(), 2.5);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Engines
+// ---------------------------------------------------------------------------------------------
+
+/// Namespace with the chaos service account and the given ChaosExperiments.
+async fn setup(test: &str, experiments: &[&str]) -> TestEnv {
+    let env = TestEnv::new(test).await;
+    env.create_service_account(SA).await;
+    for name in experiments {
+        env.create(&sample_experiment(name)).await;
+    }
+    env
+}
+
+fn engine(name: &str, experiment: &str) -> ChaosEngine {
+    EngineBuilder::new(name)
+        .service_account(SA)
+        .experiment(experiment)
+        .build()
+}
+
+fn engine_status(e: &ChaosEngine) -> &str {
+    e.status.as_ref().map_or("", |s| s.engine_status.as_str())
+}
+
+fn first_experiment_status(e: &ChaosEngine) -> (String, String) {
+    e.status
+        .as_ref()
+        .and_then(|s| s.experiments.first())
+        .map(|x| (x.status.clone(), x.verdict.clone()))
+        .unwrap_or_default()
+}
+
+async fn wait_engine(
+    env: &TestEnv,
+    name: &str,
+    what: &str,
+    done: impl Fn(&ChaosEngine) -> bool,
+) -> ChaosEngine {
+    let api = env.engines();
+    env.wait_for(what, WAIT, async || {
+        let e = api.get(name).await?;
+        if done(&e) {
+            Ok(e)
+        } else {
+            Err(anyhow!("status: {}", serde_json::to_string(&e.status)?))
+        }
+    })
+    .await
+}
+
+async fn wait_running(env: &TestEnv, name: &str) -> ChaosEngine {
+    wait_engine(env, name, "experiment running", |e| {
+        first_experiment_status(e).0 == "Running"
+    })
+    .await
+}
+
+async fn wait_completed(env: &TestEnv, name: &str) -> ChaosEngine {
+    wait_engine(env, name, "engine completed", |e| {
+        engine_status(e) == "completed"
+    })
+    .await
+}
+
+/// Pods of the engine (label `chaosUID=<uid>`).
+async fn chaos_pods(env: &TestEnv, uid: &str) -> Vec<Pod> {
+    env.pods()
+        .list(&ListParams::default().labels(&format!("chaosUID={uid}")))
+        .await
+        .expect("listing chaos pods")
+        .items
+}
+
+async fn completion_events(env: &TestEnv, engine: &str) -> i32 {
+    env.engine_events(engine)
+        .await
+        .into_iter()
+        .filter(|x| x.reason == "ChaosEngineCompleted")
+        .map(|x| x.count)
+        .sum()
+}
+
+async fn lease_holder(env: &TestEnv, name: &str) -> Option<String> {
+    let leases: Api<Lease> = env.api();
+    leases
+        .get_opt(name)
+        .await
+        .expect("reading the Lease")
+        .and_then(|l| l.spec)
+        .and_then(|s| s.holder_identity)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tests
+// ---------------------------------------------------------------------------------------------
+
+/// The chart's namespaced Role (+ lease Role) is all the controller needs: an engine runs to its
+/// verdict and another is aborted cleanly with only the chart ServiceAccount's token.
+#[tokio::test]
+async fn chart_rbac_is_enough_to_run_and_abort_engines() {
+    let env = setup("deploy-rbac", &["pod-delete", "container-kill"]).await;
+    let ns = env.ns().to_string();
+    let kc = chart_service_account(&env, &["leaderElection.enabled=true"]).await;
+    let kubeconfig = kc.path().join("kubeconfig");
+
+    // The token is really the chart's ServiceAccount: nothing outside its Role.
+    let restricted = client_from(&kubeconfig).await;
+    let err = Api::<Pod>::namespaced(restricted.clone(), "default")
+        .list(&ListParams::default())
+        .await
+        .expect_err("the chart SA must not list pods in another namespace");
+    assert!(
+        matches!(&err, kube::Error::Api(s) if s.code == 403),
+        "{err}"
+    );
+    Api::<Pod>::namespaced(restricted, &ns)
+        .list(&ListParams::default().labels("chaosUID"))
+        .await
+        .expect("the chart SA lists chaos pods in the watched namespace");
+
+    let fake = FakeExperiment::start(
+        env.client(),
+        &ns,
+        Behaviour::pass().with("container-kill", ExperimentBehaviour::never_finish()),
+    );
+    let mut ctrl = Conductor::start(
+        "rbac",
+        &kubeconfig,
+        &ns,
+        &[
+            "--leader-elect",
+            "--leader-election-namespace",
+            &ns,
+            "--lease-name",
+            FULLNAME,
+            "--identity",
+            "rbac-test",
+        ],
+    );
+    ctrl.wait_log("leading", secs(60)).await;
+    ctrl.wait_ok("/readyz").await;
+
+    // 1. To the verdict.
+    env.create(&engine("verdict", "pod-delete")).await;
+    let e = wait_completed(&env, "verdict").await;
+    assert_eq!(
+        first_experiment_status(&e),
+        ("Completed".to_string(), "Pass".to_string())
+    );
+    assert_eq!(e.status.as_ref().unwrap().verdict, "Pass");
+
+    // 2. Abort a running experiment: engineState stop -> stopped, no chaos pods left.
+    env.create(&engine("abort", "container-kill")).await;
+    let running = wait_running(&env, "abort").await;
+    let uid = running.uid().unwrap();
+    env.engines()
+        .patch(
+            "abort",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"engineState": "stop"}})),
+        )
+        .await
+        .expect("engineState stop");
+    let stopped = wait_engine(&env, "abort", "engine stopped", |e| {
+        engine_status(e) == "stopped"
+    })
+    .await;
+    assert_eq!(first_experiment_status(&stopped).1, "Stopped");
+    env.wait_for("no chaos pods of the aborted engine", WAIT, async || {
+        let pods = chaos_pods(&env, &uid).await;
+        if pods.is_empty() {
+            Ok(())
+        } else {
+            Err(anyhow!(
+                "{:?}",
+                pods.iter().map(|p| p.name_any()).collect::<Vec<_>>()
+            ))
+        }
+    })
+    .await;
+    fake.assert_no_errors();
+    assert_eq!(
+        lease_holder(&env, FULLNAME).await.as_deref(),
+        Some("rbac-test")
+    );
+    ctrl.assert_no_forbidden();
+    ctrl.terminate();
+    let status = ctrl.wait_exit(secs(30)).await;
+    assert!(status.success(), "exit after SIGTERM: {status}");
+    ctrl.assert_no_forbidden();
+    env.cleanup().await;
+}
+
+/// /healthz, /readyz and /metrics of the real binary, with values after one passed engine.
+#[tokio::test]
+async fn metrics_and_health_endpoints_report_one_passed_engine() {
+    let env = setup("deploy-metrics", &["pod-delete"]).await;
+    let ns = env.ns().to_string();
+    let kc = chart_service_account(&env, &[]).await;
+    let _fake = FakeExperiment::start(env.client(), &ns, Behaviour::pass());
+    let ctrl = Conductor::start("metrics", &kc.path().join("kubeconfig"), &ns, &[]);
+    ctrl.wait_ok("/healthz").await;
+    ctrl.wait_ok("/readyz").await;
+    let (code, _) = ctrl.get("/nope").await.unwrap();
+    assert_eq!(code, 404);
+
+    let engine_name = "metered";
+    env.create(&engine(engine_name, "pod-delete")).await;
+    let e = wait_completed(&env, engine_name).await;
+    let result_name = format!("{engine_name}-pod-delete");
+    let job_name = e.status.as_ref().unwrap().experiments[0].job_name.clone();
+    let pod_name = e.status.as_ref().unwrap().experiments[0]
+        .experiment_pod
+        .clone();
+
+    // The outcome gauges come from the caches at scrape time: wait for the result to be seen.
+    let samples = env
+        .wait_for("metrics of the passed engine", secs(30), async || {
+            let m = ctrl.metrics().await?;
+            let completed = value_of(&m, "chaos_conductor_engines", &[("phase", "Completed")])?;
+            let passed = value_of(
+                &m,
+                "litmuschaos_passed_experiments",
+                &[
+                    ("chaosresult_name", result_name.as_str()),
+                    ("chaosresult_namespace", ns.as_str()),
+                ],
+            )?;
+            if completed == 1.0 && passed == 1.0 {
+                Ok(m)
+            } else {
+                Err(anyhow!("completed={completed} passed={passed}"))
+            }
+        })
+        .await;
+    let v = |name: &str, with: &[(&str, &str)]| {
+        value_of(&samples, name, with).unwrap_or_else(|e| panic!("{e:#}"))
+    };
+    let reconciles = v("chaos_conductor_reconciles_total", &[]);
+    assert!(reconciles > 0.0, "reconciles_total {reconciles}");
+    assert_eq!(v("chaos_conductor_jobs_created_total", &[]), 1.0);
+    assert_eq!(v("chaos_conductor_engines", &[("phase", "Completed")]), 1.0);
+    assert_eq!(
+        v(
+            "litmuschaos_passed_experiments",
+            &[
+                ("chaosresult_name", &result_name),
+                ("chaosengine_name", engine_name),
+                ("fault_name", "pod-delete"),
+            ]
+        ),
+        1.0
+    );
+    assert_eq!(
+        v(
+            "litmuschaos_failed_experiments",
+            &[("chaosresult_name", &result_name)]
+        ),
+        0.0
+    );
+    assert_eq!(
+        v(
+            "litmuschaos_experiment_verdict",
+            &[
+                ("chaosresult_name", &result_name),
+                ("chaosresult_verdict", "Pass"),
+                ("chaosengine_name", engine_name),
+                ("app_label", "app=nginx"),
+            ]
+        ),
+        1.0
+    );
+    assert!(v("litmuschaos_cluster_scoped_passed_experiments", &[]) >= 1.0);
+    assert_eq!(
+        v(
+            "litmuschaos_namespace_scoped_passed_experiments",
+            &[("chaosresult_namespace", &ns)]
+        ),
+        1.0
+    );
+
+    // Controller metrics carry bounded labels only: no object name as a label value.
+    let names = [
+        ns.as_str(),
+        engine_name,
+        result_name.as_str(),
+        job_name.as_str(),
+        pod_name.as_str(),
+        SA,
+        FULLNAME,
+    ];
+    for s in samples
+        .iter()
+        .filter(|s| s.name.starts_with("chaos_conductor_"))
+    {
+        for (k, value) in &s.labels {
+            for n in names.iter().filter(|n| !n.is_empty()) {
+                assert!(
+                    !value.contains(n),
+                    "{} has label {k}={value:?} containing the object name {n:?}",
+                    s.name
+                );
+            }
+        }
+    }
+    assert!(
+        samples
+            .iter()
+            .any(|s| s.name == "chaos_conductor_reconcile_duration_seconds_count" && s.value > 0.0)
+    );
+    ctrl.assert_no_forbidden();
+    env.cleanup().await;
+}
+
+/// Two replicas on one Lease: only the leader reconciles; kill -9 of the leader mid-experiment
+/// hands over to the standby within the Lease duration, with one Job and one verdict.
+#[tokio::test]
+async fn standby_takes_over_after_the_leader_is_killed() {
+    let env = setup("deploy-leader", &["pod-delete"]).await;
+    let ns = env.ns().to_string();
+    let kc = chart_service_account(&env, &["leaderElection.enabled=true"]).await;
+    let kubeconfig = kc.path().join("kubeconfig");
+    let fake = FakeExperiment::start(
+        env.client(),
+        &ns,
+        Behaviour::all(ExperimentBehaviour::pass().run_time(secs(20))),
+    );
+    let args = |id: &'static str| {
+        vec![
+            "--leader-elect".to_string(),
+            "--leader-election-namespace".to_string(),
+            ns.clone(),
+            "--lease-name".to_string(),
+            FULLNAME.to_string(),
+            "--lease-duration-seconds".to_string(),
+            "10".to_string(),
+            "--identity".to_string(),
+            id.to_string(),
+        ]
+    };
+    let a_args = args("replica-a");
+    let a_args: Vec<&str> = a_args.iter().map(String::as_str).collect();
+    let mut a = Conductor::start("replica-a", &kubeconfig, &ns, &a_args);
+    a.wait_log("leading", secs(60)).await;
+    let b_args = args("replica-b");
+    let b_args: Vec<&str> = b_args.iter().map(String::as_str).collect();
+    let mut b = Conductor::start("replica-b", &kubeconfig, &ns, &b_args);
+    b.wait_log("standing by", secs(60)).await;
+    a.wait_ok("/readyz").await;
+    b.wait_ok("/readyz").await; // standing by counts as ready
+    assert_eq!(
+        lease_holder(&env, FULLNAME).await.as_deref(),
+        Some("replica-a")
+    );
+
+    env.create(&engine("ha", "pod-delete")).await;
+    let running = wait_running(&env, "ha").await;
+    let job_name = running.status.as_ref().unwrap().experiments[0]
+        .job_name
+        .clone();
+    a.wait_log("experiment Job created", secs(10)).await;
+    assert!(
+        !b.log_text().contains("experiment Job created"),
+        "the standby created a Job:\n{}",
+        b.log_text()
+    );
+    assert!(!b.log_text().contains("leading"), "{}", b.log_text());
+    let b_metrics = b.metrics().await.unwrap();
+    assert_eq!(
+        value_of(&b_metrics, "chaos_conductor_reconciles_total", &[]).unwrap(),
+        0.0,
+        "the standby reconciled"
+    );
+
+    // Kill -9 the leader while the experiment runs (the fake finishes 20 s after it started).
+    let killed = Instant::now();
+    a.kill();
+    b.wait_log("leading", secs(30)).await;
+    let takeover = killed.elapsed();
+    eprintln!("[e2e] leader killed -> standby leading after {takeover:.2?}");
+    println!("MEASURED takeover after SIGKILL of the leader: {takeover:.2?}");
+    assert!(
+        takeover < secs(15),
+        "takeover took {takeover:?} (lease 10 s)"
+    );
+    assert_eq!(
+        lease_holder(&env, FULLNAME).await.as_deref(),
+        Some("replica-b")
+    );
+
+    let e = wait_completed(&env, "ha").await;
+    let st = e.status.as_ref().unwrap();
+    assert_eq!(st.experiments.len(), 1);
+    assert_eq!(st.experiments[0].job_name, job_name, "the same Job");
+    assert_eq!(st.experiments[0].verdict, "Pass");
+    let jobs = env.jobs().list(&Default::default()).await.unwrap().items;
+    assert_eq!(
+        jobs.iter().map(|j| j.name_any()).collect::<Vec<_>>(),
+        vec![job_name.clone()],
+        "exactly one Job"
+    );
+    assert_eq!(fake.seen().len(), 1, "the experiment ran once");
+    fake.assert_no_errors();
+    assert_eq!(
+        completion_events(&env, "ha").await,
+        1,
+        "exactly one verdict"
+    );
+    assert!(
+        !b.log_text().contains("experiment Job created"),
+        "the new leader created a second Job:\n{}",
+        b.log_text()
+    );
+    let m = b.metrics().await.unwrap();
+    assert_eq!(
+        value_of(&m, "chaos_conductor_jobs_created_total", &[]).unwrap(),
+        0.0
+    );
+    b.assert_no_forbidden();
+    a.assert_no_forbidden();
+    env.cleanup().await;
+}
+
+/// SIGTERM to the leader releases the Lease at once (no wait for it to expire).
+#[tokio::test]
+async fn sigterm_releases_the_lease() {
+    let env = setup("deploy-sigterm", &[]).await;
+    let ns = env.ns().to_string();
+    let kc = chart_service_account(&env, &["leaderElection.enabled=true"]).await;
+    let kubeconfig = kc.path().join("kubeconfig");
+    let common = [
+        "--leader-elect",
+        "--leader-election-namespace",
+        &ns,
+        "--lease-name",
+        FULLNAME,
+        "--lease-duration-seconds",
+        "10",
+    ];
+    let with_id = |id: &'static str| {
+        let mut v: Vec<&str> = common.to_vec();
+        v.extend(["--identity", id]);
+        v
+    };
+    let mut a = Conductor::start("term-a", &kubeconfig, &ns, &with_id("term-a"));
+    a.wait_log("leading", secs(60)).await;
+    a.wait_log("caches synced", secs(60)).await;
+    let mut b = Conductor::start("term-b", &kubeconfig, &ns, &with_id("term-b"));
+    b.wait_log("standing by", secs(60)).await;
+    assert_eq!(
+        lease_holder(&env, FULLNAME).await.as_deref(),
+        Some("term-a")
+    );
+
+    let t0 = Instant::now();
+    a.terminate();
+    let released = env
+        .wait_for(
+            "the Lease released by term-a",
+            secs(10),
+            async || match lease_holder(&env, FULLNAME).await {
+                Some(h) if h == "term-a" => Err(anyhow!("still held by term-a")),
+                other => Ok((t0.elapsed(), other)),
+            },
+        )
+        .await;
+    eprintln!(
+        "[e2e] SIGTERM -> Lease holder {:?} after {:.2?}",
+        released.1, released.0
+    );
+    let status = a.wait_exit(secs(10)).await;
+    assert!(status.success(), "exit after SIGTERM: {status}");
+    assert!(a.log_text().contains("Lease released"), "{}", a.log_text());
+    assert!(
+        released.0 < secs(3),
+        "Lease still held {:?} after SIGTERM",
+        released.0
+    );
+    b.wait_log("leading", secs(15)).await;
+    println!(
+        "MEASURED SIGTERM: Lease released after {:.2?}; standby leading {:.2?} after SIGTERM",
+        released.0,
+        t0.elapsed()
+    );
+    a.assert_no_forbidden();
+    b.assert_no_forbidden();
+    env.cleanup().await;
+}
