@@ -366,6 +366,12 @@ pub struct ChaosEngineStatus {
     /// Seed used for `spec.execution` random choices (picked by the controller when not given).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seed: Option<u64>,
+    /// Current iteration (from 1) when `spec.execution.iterations` is used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iteration: Option<u32>,
+    /// While waiting between iterations: when the next one may start (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_iteration_at: Option<String>,
     /// Per-iteration and per-experiment records of `spec.execution` runs.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub runs: Vec<ExperimentStatus>,

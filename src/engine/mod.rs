@@ -4,6 +4,7 @@ pub mod decision;
 pub mod job;
 pub mod phase;
 pub mod plan;
+pub mod random;
 pub mod schedule;
 
 pub use decision::{Decision, Effect, EventSource, EventSpec, EventType};

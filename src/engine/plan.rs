@@ -13,6 +13,7 @@ use k8s_openapi::jiff::{SignedDuration, Timestamp, Unit};
 use super::decision::{Decision, Effect, EventSpec, EventType};
 use super::job::{self, JobIdentity, RenderError};
 use super::phase::{EnginePhase, ExperimentPhase};
+use super::random;
 use super::schedule::{self, Start};
 use crate::api::{
     ChaosEngine, ChaosEngineStatus, ChaosExperiment, ChaosResult, ExperimentStatus, engine_status,
@@ -127,12 +128,24 @@ fn after_secs(t: Timestamp, secs: i64) -> Timestamp {
 fn fresh_status(engine: &ChaosEngine, now: Timestamp) -> ChaosEngineStatus {
     let run_id = engine.metadata.generation.unwrap_or(1);
     let runner = engine.runner_name();
+    let iteration = (iterations(engine) > 1).then_some(1);
+    // A seed is recorded whenever spec.execution exists, so any run can be replayed exactly.
+    let seed = engine.spec.execution.as_ref().map(|e| {
+        e.seed.unwrap_or_else(|| {
+            random::pick_seed(
+                engine.metadata.uid.as_deref().unwrap_or_default(),
+                run_id,
+                now.as_nanosecond(),
+            )
+        })
+    });
     ChaosEngineStatus {
         engine_status: engine_status::INITIALIZED.into(),
         phase: EnginePhase::Running.as_str().into(),
         run_id: Some(run_id),
         started_at: Some(stamp(now)),
-        seed: engine.spec.execution.as_ref().and_then(|e| e.seed),
+        seed,
+        iteration,
         experiments: engine
             .spec
             .experiments
@@ -146,6 +159,7 @@ fn fresh_status(engine: &ChaosEngine, now: Timestamp) -> ChaosEngineStatus {
                 last_update_time: Some(stamp(now)),
                 phase: ExperimentPhase::Pending.as_str().into(),
                 run_id: Some(run_id),
+                iteration,
                 result_name: result_name(
                     engine.metadata.name.as_deref().unwrap_or_default(),
                     &e.name,
@@ -156,6 +170,17 @@ fn fresh_status(engine: &ChaosEngine, now: Timestamp) -> ChaosEngineStatus {
             .collect(),
         ..Default::default()
     }
+}
+
+/// How many times the experiment list runs (`spec.execution.iterations`, default 1).
+fn iterations(engine: &ChaosEngine) -> u32 {
+    engine
+        .spec
+        .execution
+        .as_ref()
+        .and_then(|e| e.iterations)
+        .unwrap_or(1)
+        .max(1)
 }
 
 /// How the controller sees the engine before acting.
@@ -216,6 +241,9 @@ pub fn lookups(engine: &ChaosEngine, now: Timestamp) -> Lookups {
         return Lookups::default();
     }
     let status = working_status(engine, now);
+    if parse_time(status.next_iteration_at.as_deref()).is_some_and(|at| now < at) {
+        return Lookups::default();
+    }
     let experiments: Vec<String> = schedule::startable(engine, &status)
         .into_iter()
         .filter_map(|s| match s {
@@ -436,6 +464,15 @@ impl<'a> Planner<'a> {
                 _ => {}
             }
         }
+        self.stop_on_failure();
+        // Between iterations: nothing starts before the persisted time (a requeue, never a sleep).
+        if let Some(at) = parse_time(self.status.next_iteration_at.as_deref()) {
+            if self.now < at {
+                self.wake(at);
+                return;
+            }
+            self.status.next_iteration_at = None;
+        }
         // Launch in a loop: an experiment skipped at validation lets the next one start at once.
         loop {
             let starts = schedule::startable(self.engine, &self.status);
@@ -465,20 +502,107 @@ impl<'a> Planner<'a> {
             .iter()
             .all(|e| ExperimentPhase::parse(&e.phase).is_terminal())
         {
-            self.complete();
+            let current = self.status.iteration.unwrap_or(1);
+            if current < iterations(self.engine) && !self.failed_with_stop() {
+                self.next_iteration(current);
+            } else {
+                if self.status.iteration.is_some() {
+                    self.archive_iteration(current);
+                }
+                self.complete();
+            }
         }
     }
 
     fn reconcile_entries(&mut self) {
         let fresh = fresh_status(self.engine, self.now);
         let mut entries = Vec::with_capacity(fresh.experiments.len());
-        for f in fresh.experiments {
+        for mut f in fresh.experiments {
             match self.status.experiments.iter().find(|e| e.name == f.name) {
                 Some(existing) => entries.push(existing.clone()),
-                None => entries.push(f),
+                None => {
+                    f.iteration = self.status.iteration;
+                    entries.push(f)
+                }
             }
         }
         self.status.experiments = entries;
+    }
+
+    /// Whether `stopOnFailure` is set and an experiment of this iteration did not pass.
+    fn failed_with_stop(&self) -> bool {
+        self.engine
+            .spec
+            .execution
+            .as_ref()
+            .and_then(|e| e.stop_on_failure)
+            == Some(true)
+            && self.status.experiments.iter().any(|e| {
+                ExperimentPhase::parse(&e.phase).is_terminal() && e.verdict != verdict::PASS
+            })
+    }
+
+    /// `stopOnFailure`: once an experiment did not pass, the running ones are aborted (their Jobs
+    /// deleted, so they get SIGTERM and revert); the schedule cancels what has not started.
+    fn stop_on_failure(&mut self) {
+        if !self.failed_with_stop() {
+            return;
+        }
+        let failed = self
+            .status
+            .experiments
+            .iter()
+            .find(|e| ExperimentPhase::parse(&e.phase).is_terminal() && e.verdict != verdict::PASS)
+            .map(|e| e.name.clone())
+            .unwrap_or_default();
+        let now = stamp(self.now);
+        for i in 0..self.status.experiments.len() {
+            if !ExperimentPhase::parse(&self.status.experiments[i].phase).is_active() {
+                continue;
+            }
+            let job = self.status.experiments[i].job_name.clone();
+            self.before.push(Effect::DeleteJob { name: job });
+            let why = format!("aborted: experiment {failed} did not pass and stopOnFailure is set");
+            let now = now.clone();
+            self.update_entry(i, |e| {
+                e.status = experiment_status::ABORTED.into();
+                e.verdict = verdict::STOPPED.into();
+                e.phase = ExperimentPhase::Aborted.as_str().into();
+                e.message = why;
+                e.finished_at.get_or_insert(now);
+            });
+        }
+    }
+
+    /// Records this iteration's entries in `status.runs`.
+    fn archive_iteration(&mut self, iteration: u32) {
+        for e in &self.status.experiments {
+            let mut record = e.clone();
+            record.iteration = Some(iteration);
+            self.status.runs.push(record);
+        }
+    }
+
+    /// Starts the next iteration: fresh entries, and the seeded interval before it may launch.
+    fn next_iteration(&mut self, current: u32) {
+        self.archive_iteration(current);
+        let next = current + 1;
+        let exec = self.engine.spec.execution.clone().unwrap_or_default();
+        let secs = random::interval(
+            exec.min_interval_seconds.unwrap_or(0),
+            exec.max_interval_seconds,
+            self.status.seed.unwrap_or(0),
+            current,
+        );
+        let mut fresh = fresh_status(self.engine, self.now).experiments;
+        for e in &mut fresh {
+            e.iteration = Some(next);
+        }
+        self.status.experiments = fresh;
+        self.status.iteration = Some(next);
+        let at = after_secs(self.now, i64::try_from(secs).unwrap_or(i64::MAX));
+        self.status.next_iteration_at = (secs > 0).then(|| stamp(at));
+        self.wake(at);
     }
 
     fn entry_spec(&self, i: usize) -> Option<&'a crate::api::ExperimentList> {
@@ -912,7 +1036,12 @@ impl<'a> Planner<'a> {
         }
         self.status.engine_status = engine_status::COMPLETED.into();
         self.status.phase = EnginePhase::Completed.as_str().into();
-        self.status.verdict = summary_verdict(&self.status.experiments);
+        // With iterations the verdict covers every iteration, not only the last.
+        self.status.verdict = if self.status.runs.is_empty() {
+            summary_verdict(&self.status.experiments)
+        } else {
+            summary_verdict(&self.status.runs)
+        };
         if self.status.experiments.is_empty() {
             self.status.message = "no experiments listed".into();
         }

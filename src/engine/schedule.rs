@@ -115,7 +115,20 @@ pub fn find_cycle(deps: &BTreeMap<String, Vec<String>>) -> Option<Vec<String>> {
     None
 }
 
-/// The pending experiments that may start now, in list order.
+/// The order in which this iteration's experiments are considered: list order, or a seeded
+/// shuffle with `randomOrder`.
+pub fn order(engine: &ChaosEngine, status: &ChaosEngineStatus) -> Vec<usize> {
+    let n = status.experiments.len();
+    let exec = engine.spec.execution.clone().unwrap_or_default();
+    match (exec.random_order, status.seed) {
+        (Some(true), Some(seed)) => {
+            super::random::permutation(n, seed, status.iteration.unwrap_or(1))
+        }
+        _ => (0..n).collect(),
+    }
+}
+
+/// The pending experiments that may start now, in [`order`].
 pub fn startable(engine: &ChaosEngine, status: &ChaosEngineStatus) -> Vec<Start> {
     let phases: Vec<ExperimentPhase> = status
         .experiments
@@ -123,13 +136,12 @@ pub fn startable(engine: &ChaosEngine, status: &ChaosEngineStatus) -> Vec<Start>
         .map(|e| ExperimentPhase::parse(&e.phase))
         .collect();
     let exec = engine.spec.execution.clone().unwrap_or_default();
-    let pending = || {
-        phases
-            .iter()
-            .enumerate()
-            .filter(|(_, p)| **p == ExperimentPhase::Pending)
-            .map(|(i, _)| i)
-    };
+    let order = order(engine, status);
+    let pending: Vec<usize> = order
+        .iter()
+        .copied()
+        .filter(|i| phases[*i] == ExperimentPhase::Pending)
+        .collect();
     if exec.stop_on_failure == Some(true)
         && let Some(failed) = status
             .experiments
@@ -141,33 +153,31 @@ pub fn startable(engine: &ChaosEngine, status: &ChaosEngineStatus) -> Vec<Start>
             "cancelled: experiment {} did not pass and stopOnFailure is set",
             failed.0.name
         );
-        return pending().map(|i| Start::Skip(i, why.clone())).collect();
+        return pending
+            .into_iter()
+            .map(|i| Start::Skip(i, why.clone()))
+            .collect();
     }
+    let limit = exec
+        .max_parallel
+        .filter(|m| *m > 0)
+        .map_or(usize::MAX, |m| m as usize);
+    let active = phases.iter().filter(|p| p.is_active()).count();
     match mode(engine) {
         Mode::Sequential => {
-            // The first experiment that has not ended is the only one that may run.
-            match phases.iter().position(|p| !p.is_terminal()) {
+            // The first experiment (in order) that has not ended is the only one that may run.
+            match order.iter().copied().find(|i| !phases[*i].is_terminal()) {
                 Some(i) if phases[i] == ExperimentPhase::Pending => vec![Start::Launch(i)],
                 _ => Vec::new(),
             }
         }
-        Mode::Parallel => {
-            let limit = exec
-                .max_parallel
-                .filter(|m| *m > 0)
-                .map_or(usize::MAX, |m| m as usize);
-            let active = phases.iter().filter(|p| p.is_active()).count();
-            pending()
-                .take(limit.saturating_sub(active))
-                .map(Start::Launch)
-                .collect()
-        }
+        Mode::Parallel => pending
+            .into_iter()
+            .take(limit.saturating_sub(active))
+            .map(Start::Launch)
+            .collect(),
         Mode::Graph => {
-            let limit = exec
-                .max_parallel
-                .filter(|m| *m > 0)
-                .map_or(usize::MAX, |m| m as usize);
-            let mut budget = limit.saturating_sub(phases.iter().filter(|p| p.is_active()).count());
+            let mut budget = limit.saturating_sub(active);
             let by_name: BTreeMap<&str, usize> = status
                 .experiments
                 .iter()
@@ -175,7 +185,7 @@ pub fn startable(engine: &ChaosEngine, status: &ChaosEngineStatus) -> Vec<Start>
                 .map(|(i, e)| (e.name.as_str(), i))
                 .collect();
             let mut out = Vec::new();
-            for i in pending() {
+            for i in pending {
                 let deps = exec
                     .depends_on
                     .get(&status.experiments[i].name)

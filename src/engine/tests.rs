@@ -1312,3 +1312,157 @@ proptest! {
         prop_assert!(suffix.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()));
     }
 }
+
+/// Runs the engine's current experiments to Pass (as the shell + a passing experiment would).
+fn pass_all_running(e: &ChaosEngine, at: Timestamp) -> super::Decision {
+    let st = e.status.clone().unwrap();
+    let mut o = Observed::default();
+    for x in &st.experiments {
+        if x.job_name.is_empty() {
+            continue;
+        }
+        o.jobs.push(job_obj(&x.job_name));
+        o.pods.push(pod(
+            &x.job_name,
+            "Succeeded",
+            Some(terminated(0, "Completed")),
+        ));
+        let mut r = result(&x.job_name, "Pass", "Completed");
+        r.metadata.name = Some(x.result_name.clone());
+        o.results.push(r);
+    }
+    plan(e, &o, at, &cfg())
+}
+
+#[test]
+fn iterations_wait_their_interval_and_replay_with_the_same_seed() {
+    let spec = json!({
+        "experiments": [{"name": "a"}, {"name": "b"}, {"name": "c"}],
+        "execution": {"iterations": 2, "minIntervalSeconds": 30, "maxIntervalSeconds": 90, "randomOrder": true, "seed": 7}
+    });
+    let run = |spec: serde_json::Value| {
+        let e = engine_yaml(spec);
+        let o = observed_all_present(&["a", "b", "c"]);
+        let mut order = Vec::new();
+        let d = plan(&e, &o, now(), &cfg());
+        assert_eq!(d.status.seed, Some(7));
+        assert_eq!(d.status.iteration, Some(1));
+        let mut e = persisted(e, &d);
+        let mut t = 0;
+        // Iteration 1: three experiments one after another, in the seeded order.
+        for _ in 0..3 {
+            let launched: Vec<String> = e
+                .status
+                .as_ref()
+                .unwrap()
+                .experiments
+                .iter()
+                .filter(|x| x.phase == "Launched")
+                .map(|x| x.name.clone())
+                .collect();
+            order.extend(launched);
+            t += 10;
+            let d = pass_all_running(&e, later(t));
+            let d = if d.effects().any(|x| matches!(x, Effect::CreateJob(_)))
+                || d.status.iteration == Some(2)
+            {
+                d
+            } else {
+                plan(&persisted(e.clone(), &d), &o, later(t), &cfg())
+            };
+            e = persisted(e, &d);
+            if e.status.as_ref().unwrap().iteration == Some(2) {
+                break;
+            }
+            let d = plan(&e, &o, later(t), &cfg());
+            e = persisted(e, &d);
+        }
+        let st = e.status.clone().unwrap();
+        assert_eq!(st.iteration, Some(2));
+        assert_eq!(st.runs.len(), 3, "iteration 1 archived");
+        let next: Timestamp = st.next_iteration_at.clone().unwrap().parse().unwrap();
+        let wait = next.duration_since(later(t)).as_secs();
+        assert!(
+            (30..=90).contains(&wait),
+            "interval {wait}s within [30, 90]"
+        );
+        // Before the interval nothing launches, and the pass says when to look again.
+        let d = plan(&e, &o, later(t + 1), &cfg());
+        assert!(!d.effects().any(|x| matches!(x, Effect::CreateJob(_))));
+        assert_eq!(
+            d.requeue_after,
+            Some(Duration::from_secs((wait - 1) as u64))
+        );
+        // After it, iteration 2 launches with Job names distinct from iteration 1.
+        let d = plan(&e, &o, next, &cfg());
+        let job = created_job(&d).metadata.name.unwrap();
+        assert!(st.runs.iter().all(|r| r.job_name != job));
+        (order, wait)
+    };
+    let first = run(json!({
+        "experiments": [{"name": "a"}, {"name": "b"}, {"name": "c"}],
+        "execution": {"iterations": 2, "minIntervalSeconds": 30, "maxIntervalSeconds": 90, "randomOrder": true, "seed": 7}
+    }));
+    let again = run(spec);
+    assert_eq!(
+        first, again,
+        "the same seed gives the same order and interval"
+    );
+}
+
+#[test]
+fn a_seed_is_picked_and_recorded_when_none_is_given() {
+    let e = engine_yaml(json!({"execution": {"mode": "sequential"}}));
+    let d = plan(&e, &observed_all_present(&["pod-delete"]), now(), &cfg());
+    assert!(d.status.seed.is_some());
+    let plain = plan(
+        &engine(),
+        &observed_all_present(&["pod-delete"]),
+        now(),
+        &cfg(),
+    );
+    assert_eq!(
+        plain.status.seed, None,
+        "no execution block: Litmus's status, no seed"
+    );
+    assert_eq!(plain.status.iteration, None);
+}
+
+#[test]
+fn stop_on_failure_aborts_running_and_cancels_pending() {
+    let e = engine_yaml(json!({
+        "experiments": [{"name": "a"}, {"name": "b"}, {"name": "c"}],
+        "execution": {"mode": "parallel", "maxParallel": 2, "stopOnFailure": true}
+    }));
+    let d = plan(&e, &observed_all_present(&["a", "b", "c"]), now(), &cfg());
+    let e = persisted(e, &d);
+    let st = e.status.clone().unwrap();
+    let (ja, jb) = (
+        st.experiments[0].job_name.clone(),
+        st.experiments[1].job_name.clone(),
+    );
+    let mut r = result(&ja, "Fail", "Completed");
+    r.metadata.name = Some("nginx-chaos-a".into());
+    let o = Observed {
+        jobs: vec![job_obj(&ja), job_obj(&jb)],
+        pods: vec![
+            pod(&ja, "Succeeded", Some(terminated(0, "Completed"))),
+            pod(&jb, "Running", Some(running())),
+        ],
+        results: vec![r],
+        ..Default::default()
+    };
+    let d = plan(&e, &o, later(10), &cfg());
+    let s = &d.status.experiments;
+    assert_eq!(
+        (
+            s[0].verdict.as_str(),
+            s[1].status.as_str(),
+            s[2].status.as_str()
+        ),
+        ("Fail", "Forcefully Aborted", "Skipped")
+    );
+    assert!(d.before_status.contains(&Effect::DeleteJob { name: jb }));
+    assert_eq!(d.status.engine_status, "completed");
+    assert_eq!(d.status.verdict, "Fail");
+}
