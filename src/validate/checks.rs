@@ -113,13 +113,30 @@ pub fn check_engine(engine: &ChaosEngine) -> Vec<Problem> {
                 ));
             }
             for dep in deps {
-                if !first_index.contains_key(dep.as_str()) {
+                if dep == name {
+                    out.push(Problem::error(
+                        field.clone(),
+                        "an experiment cannot depend on itself",
+                    ));
+                } else if !first_index.contains_key(dep.as_str()) {
                     out.push(Problem::error(
                         field.clone(),
                         format!("depends on {dep:?}, which is not an experiment of this engine"),
                     ));
                 }
             }
+        }
+        // Self-dependencies are reported above; a longer cycle would make the controller wait forever.
+        let without_self: std::collections::BTreeMap<String, Vec<String>> = execution
+            .depends_on
+            .iter()
+            .map(|(k, v)| (k.clone(), v.iter().filter(|d| *d != k).cloned().collect()))
+            .collect();
+        if let Some(cycle) = crate::engine::schedule::find_cycle(&without_self) {
+            out.push(Problem::error(
+                "spec.execution.dependsOn",
+                format!("dependency cycle {}", cycle.join(" -> ")),
+            ));
         }
     }
     out
