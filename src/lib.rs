@@ -5,6 +5,7 @@ pub mod controller;
 pub mod engine;
 pub mod leader;
 pub mod metrics;
+pub mod ratelimit;
 pub mod server;
 pub mod telemetry;
 pub mod validate;

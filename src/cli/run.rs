@@ -9,6 +9,7 @@ use crate::controller::{self, Settings};
 use crate::engine::PlanConfig;
 use crate::leader::{self, LeaseSettings};
 use crate::metrics::Metrics;
+use crate::ratelimit::RateLimitLayer;
 use crate::server::{self, Health};
 use crate::telemetry::{self, LogFormat};
 
@@ -48,6 +49,12 @@ pub struct RunArgs {
     /// Seconds a Lease lasts without renewal (how long a dead leader blocks takeover).
     #[arg(long, env = "LEASE_DURATION_SECONDS", default_value_t = 10)]
     pub lease_duration_seconds: u64,
+    /// Average API requests per second (0: unlimited).
+    #[arg(long, env = "CLIENT_QPS", default_value_t = 200)]
+    pub client_qps: u32,
+    /// Requests allowed at once above the average rate.
+    #[arg(long, env = "CLIENT_BURST", default_value_t = 400)]
+    pub client_burst: u32,
     /// This replica's identity in the Lease (default: POD_NAME, else host name + pid).
     #[arg(long, env = "POD_NAME", default_value = "")]
     pub identity: String,
@@ -91,7 +98,12 @@ pub fn run(args: &RunArgs) -> ExitCode {
 }
 
 async fn run_async(args: &RunArgs) -> anyhow::Result<()> {
-    let client = kube::Client::try_default().await?;
+    let config = kube::Config::infer().await?;
+    let builder = kube::client::ClientBuilder::try_from(config)?;
+    let client = match RateLimitLayer::new(args.client_qps, args.client_burst) {
+        Some(limit) => builder.with_layer(&limit).build(),
+        None => builder.build(),
+    };
     let metrics = Arc::new(Metrics::new()?);
     let health = Arc::new(Health::default());
     if !args.metrics_addr.is_empty() {
