@@ -27,6 +27,10 @@ const SA: &str = "pod-delete-sa";
 const RELEASE: &str = "cc";
 const FULLNAME: &str = "cc-chaos-conductor";
 const WAIT: Duration = Duration::from_secs(90);
+/// What src/leader.rs logs when this replica becomes the leader.
+const LEADING: &str = "leading: starting the controller";
+/// What src/leader.rs logs while another replica leads.
+const STANDING_BY: &str = "standing by for leadership";
 
 // ---------------------------------------------------------------------------------------------
 // The chart's RBAC and a kubeconfig for its ServiceAccount
@@ -648,7 +652,7 @@ async fn chart_rbac_is_enough_to_run_and_abort_engines() {
             "rbac-test",
         ],
     );
-    ctrl.wait_log("leading", secs(60)).await;
+    ctrl.wait_log(LEADING, secs(60)).await;
     ctrl.wait_ok("/readyz").await;
 
     // 1. To the verdict.
@@ -852,11 +856,11 @@ async fn standby_takes_over_after_the_leader_is_killed() {
     let a_args = args("replica-a");
     let a_args: Vec<&str> = a_args.iter().map(String::as_str).collect();
     let mut a = Conductor::start("replica-a", &kubeconfig, &ns, &a_args);
-    a.wait_log("leading", secs(60)).await;
+    a.wait_log(LEADING, secs(60)).await;
     let b_args = args("replica-b");
     let b_args: Vec<&str> = b_args.iter().map(String::as_str).collect();
     let mut b = Conductor::start("replica-b", &kubeconfig, &ns, &b_args);
-    b.wait_log("standing by", secs(60)).await;
+    b.wait_log(STANDING_BY, secs(60)).await;
     a.wait_ok("/readyz").await;
     b.wait_ok("/readyz").await; // standing by counts as ready
     assert_eq!(
@@ -875,7 +879,7 @@ async fn standby_takes_over_after_the_leader_is_killed() {
         "the standby created a Job:\n{}",
         b.log_text()
     );
-    assert!(!b.log_text().contains("leading"), "{}", b.log_text());
+    assert!(!b.log_text().contains(LEADING), "{}", b.log_text());
     let b_metrics = b.metrics().await.unwrap();
     assert_eq!(
         value_of(&b_metrics, "chaos_conductor_reconciles_total", &[]).unwrap(),
@@ -886,7 +890,7 @@ async fn standby_takes_over_after_the_leader_is_killed() {
     // Kill -9 the leader while the experiment runs (the fake finishes 20 s after it started).
     let killed = Instant::now();
     a.kill();
-    b.wait_log("leading", secs(30)).await;
+    b.wait_log(LEADING, secs(30)).await;
     let takeover = killed.elapsed();
     eprintln!("[e2e] leader killed -> standby leading after {takeover:.2?}");
     println!("MEASURED takeover after SIGKILL of the leader: {takeover:.2?}");
@@ -954,10 +958,10 @@ async fn sigterm_releases_the_lease() {
         v
     };
     let mut a = Conductor::start("term-a", &kubeconfig, &ns, &with_id("term-a"));
-    a.wait_log("leading", secs(60)).await;
+    a.wait_log(LEADING, secs(60)).await;
     a.wait_log("caches synced", secs(60)).await;
     let mut b = Conductor::start("term-b", &kubeconfig, &ns, &with_id("term-b"));
-    b.wait_log("standing by", secs(60)).await;
+    b.wait_log(STANDING_BY, secs(60)).await;
     assert_eq!(
         lease_holder(&env, FULLNAME).await.as_deref(),
         Some("term-a")
@@ -987,7 +991,7 @@ async fn sigterm_releases_the_lease() {
         "Lease still held {:?} after SIGTERM",
         released.0
     );
-    b.wait_log("leading", secs(15)).await;
+    b.wait_log(LEADING, secs(15)).await;
     println!(
         "MEASURED SIGTERM: Lease released after {:.2?}; standby leading {:.2?} after SIGTERM",
         released.0,
@@ -996,4 +1000,46 @@ async fn sigterm_releases_the_lease() {
     a.assert_no_forbidden();
     b.assert_no_forbidden();
     env.cleanup().await;
+}
+
+/// SIGTERM stops a controller whose caches never synced (here: a ServiceAccount without any
+/// rights, so every list is forbidden; the same happens with the CRDs missing or the apiserver
+/// unreachable at start). The kubelet would otherwise wait terminationGracePeriodSeconds and
+/// SIGKILL it, without a Lease release.
+#[tokio::test]
+async fn sigterm_stops_a_controller_that_never_synced() {
+    let env = setup("deploy-unsynced", &[]).await;
+    let ns = env.ns().to_string();
+    env.create_service_account("no-rights").await;
+    let token = service_account_token(&env, "no-rights").await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let kubeconfig = dir.path().join("kubeconfig");
+    write_token_kubeconfig(&kubeconfig, &token, &ns);
+    let mut ctrl = Conductor::start("unsynced", &kubeconfig, &ns, &[]);
+    ctrl.wait_log("starting the ChaosEngine controller", secs(60))
+        .await;
+    ctrl.wait_log("forbidden", secs(30)).await;
+    let (code, _) = ctrl.get("/readyz").await.unwrap();
+    assert_eq!(code, 503, "not ready without synced caches");
+    let t0 = Instant::now();
+    ctrl.terminate();
+    let start = Instant::now();
+    let exited = loop {
+        if let Some(s) = ctrl.exited() {
+            break Some(s);
+        }
+        if start.elapsed() > secs(15) {
+            break None;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let log = ctrl.log_text();
+    ctrl.kill();
+    env.cleanup().await;
+    assert!(
+        exited.is_some(),
+        "the controller was still running {:?} after SIGTERM (caches never synced); log:\n{}",
+        t0.elapsed(),
+        log.lines().rev().take(5).collect::<Vec<_>>().join("\n")
+    );
 }
