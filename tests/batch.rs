@@ -221,8 +221,8 @@ async fn iterations_keep_their_interval_across_a_controller_restart() {
         2,
         "the ChaosResult accumulates its history"
     );
-    ctrl.kill();
     env.cleanup().await;
+    ctrl.kill();
 }
 
 #[tokio::test]

@@ -4,7 +4,7 @@ use k8s_openapi::api::core::v1::{Event, Pod};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams, PropagationPolicy};
 use serde_json::{Value, json};
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 
 use super::context::{Context, StatusMode};
 use super::error::{Error, KubeContext, is_status};
@@ -248,7 +248,16 @@ async fn run_effect(
         Effect::Event(ev) => {
             let api: Api<Event> = Api::namespaced(ctx.client.clone(), ns);
             ctx.metrics.api_write();
-            events::emit(&api, current, ev).await
+            // Events inform; the status is the record. A refused Event (e.g. the namespace is
+            // terminating, which forbids new objects) must not block the run or the finalizer.
+            if let Err(e) = events::emit(&api, current, ev).await {
+                ctx.metrics
+                    .reconcile_errors
+                    .with_label_values(&["event"])
+                    .inc();
+                warn!(reason = %ev.reason, error = %e, "could not record an event");
+            }
+            Ok(())
         }
     }
 }

@@ -140,8 +140,15 @@ pub async fn run(
             info!("caches synced");
         }
     });
+    // The shutdown signal is shared: the controller drains on it, and a bounded wait after it
+    // returns even if a reconcile cannot finish (the process must not outlive SIGTERM by much).
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    });
     let controller = Controller::for_stream(engine_stream, engine_store);
-    controller
+    let running = controller
         .with_config(ControllerConfig::default().concurrency(settings.concurrency))
         .owns_stream(job_stream)
         .watches_stream(pod_stream, move |pod: Pod| {
@@ -150,12 +157,27 @@ pub async fn run(
         .watches_stream(result_stream, move |r: ChaosResult| {
             engine_of(&by_uid_results, r.labels().get(CHAOS_UID_LABEL))
         })
-        .graceful_shutdown_on(shutdown)
+        .graceful_shutdown_on(stop_requested(stop_rx.clone()))
         .run(reconcile, error_policy, ctx)
-        .for_each(|_| futures::future::ready(()))
-        .await;
+        .for_each(|_| futures::future::ready(()));
+    tokio::select! {
+        () = running => {}
+        () = async {
+            stop_requested(stop_rx).await;
+            tokio::time::sleep(SHUTDOWN_DRAIN).await;
+        } => warn!("in-flight reconciles did not finish within {SHUTDOWN_DRAIN:?} of the shutdown signal; stopping anyway"),
+    }
     info!("controller stopped");
     Ok(())
+}
+
+/// Longest a reconcile waits for the child caches' first list.
+const CACHE_SYNC_WAIT: Duration = Duration::from_secs(30);
+/// Longest the controller drains in-flight reconciles after the shutdown signal.
+const SHUTDOWN_DRAIN: Duration = Duration::from_secs(15);
+
+async fn stop_requested(mut rx: tokio::sync::watch::Receiver<bool>) {
+    let _ = rx.wait_for(|stop| *stop).await;
 }
 
 const ENGINES_SYNCED: u8 = 1;
@@ -274,11 +296,18 @@ async fn reconcile_engine(ctx: &Context, engine: &ChaosEngine) -> Result<Action,
         }
     }
     // A pass on half-filled caches would call a running Job "vanished": wait for the first sync.
+    // Bounded, so a cache that cannot sync (a forbidden list) ends in an error and a backoff, not a
+    // reconcile that blocks graceful shutdown forever.
     let mut synced = ctx.caches.synced.clone();
-    synced
-        .wait_for(|v| v & CHILDREN_SYNCED == CHILDREN_SYNCED)
-        .await
-        .map_err(|e| Error::CacheNotReady(e.to_string()))?;
+    tokio::time::timeout(
+        CACHE_SYNC_WAIT,
+        synced.wait_for(|v| v & CHILDREN_SYNCED == CHILDREN_SYNCED),
+    )
+    .await
+    .map_err(|_| {
+        Error::CacheNotReady("watches of Jobs, Pods and ChaosResults have not listed yet".into())
+    })?
+    .map_err(|e| Error::CacheNotReady(e.to_string()))?;
     let now = Timestamp::now();
     let observed = observe(ctx, engine, now).await?;
     let decision = plan(engine, &observed, now, &ctx.settings.plan);

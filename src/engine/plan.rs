@@ -872,6 +872,24 @@ impl<'a> Planner<'a> {
             .and_then(|c| c.state.as_ref())
             .and_then(|s| s.terminated.as_ref());
 
+        if pod_phase == "Failed"
+            && pod.metadata.deletion_timestamp.is_some()
+            && result.as_ref().and_then(|r| final_verdict(r)).as_deref() == Some(verdict::STOPPED)
+        {
+            // Deleted from outside (e.g. its namespace is being deleted): the experiment caught
+            // SIGTERM and recorded Stopped; that is an abort, not a failed experiment.
+            let now = stamp(self.now);
+            self.update_entry(i, |e| {
+                e.experiment_pod = pod_name.clone();
+                e.status = experiment_status::ABORTED.into();
+                e.verdict = verdict::STOPPED.into();
+                e.phase = ExperimentPhase::Aborted.as_str().into();
+                e.message =
+                    format!("experiment pod {pod_name} was deleted; the experiment stopped");
+                e.finished_at.get_or_insert(now);
+            });
+            return;
+        }
         if pod_phase == "Failed" {
             let detail = terminated.map_or(String::new(), |t| {
                 format!(

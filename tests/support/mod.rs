@@ -477,6 +477,44 @@ impl TestEnv {
         }
         if let Err(e) = delete_namespace(&self.client, &self.ns).await {
             eprintln!("[e2e] warning: deleting namespace {}: {e}", self.ns);
+            return;
+        }
+        // Wait for it to go while the test's controller still runs: engines keep the finalizer
+        // until the controller has removed their chaos, so a namespace left behind by a stopped
+        // controller would stay Terminating.
+        // Wait only until its ChaosEngines are gone (the rest of the namespace goes without us).
+        let ns = self.ns.clone();
+        let engines: Api<ChaosEngine> = Api::namespaced(self.client.clone(), &ns);
+        let wait = async |limit: u64| {
+            try_wait_for(
+                &format!("the ChaosEngines of namespace {ns} to be deleted"),
+                Duration::from_secs(limit),
+                async || match engines.list(&ListParams::default()).await {
+                    Ok(list) if !list.items.is_empty() => {
+                        Err(anyhow!("{} engines left", list.items.len()))
+                    }
+                    _ => Ok(()),
+                },
+            )
+            .await
+        };
+        if wait(30).await.is_ok() {
+            return;
+        }
+        // No controller left to remove the finalizers (the test stopped it, or it was restricted):
+        // strip them so the shared cluster does not fill with Terminating namespaces.
+        eprintln!("[e2e] warning: namespace {ns} still has engines; removing their finalizers");
+        if let Ok(list) = engines.list(&ListParams::default()).await {
+            for e in list.items {
+                let name = e.metadata.name.clone().unwrap_or_default();
+                let patch = serde_json::json!({"metadata": {"finalizers": null}});
+                let _ = engines
+                    .patch(&name, &PatchParams::default(), &Patch::Merge(patch))
+                    .await;
+            }
+        }
+        if let Err(e) = wait(30).await {
+            eprintln!("[e2e] warning: {e:#}");
         }
     }
 }
