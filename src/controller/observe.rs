@@ -27,7 +27,6 @@ pub async fn observe(
 ) -> Result<Observed, Error> {
     let ns = engine.metadata.namespace.clone().unwrap_or_default();
     let uid = engine.metadata.uid.clone().unwrap_or_default();
-    let name = engine.metadata.name.clone().unwrap_or_default();
     let client = ctx.client.clone();
     let same_ns = |m: &kube::api::ObjectMeta| m.namespace.as_deref() == Some(ns.as_str());
 
@@ -49,10 +48,7 @@ pub async fn observe(
         results: ctx
             .caches
             .results
-            .state_filter(|r| {
-                same_ns(&r.metadata)
-                    && (has_uid(r.metadata.labels.as_ref(), &uid) || r.spec.engine == name)
-            })
+            .state_filter(|r| same_ns(&r.metadata) && has_uid(r.metadata.labels.as_ref(), &uid))
             .into_iter()
             .map(|r| (*r).clone())
             .collect(),

@@ -90,9 +90,10 @@ pub async fn run(
         PODS_SYNCED,
         &synced_tx,
     );
+    // litmus-go copies the pod's labels (chaosUID included) onto every ChaosResult it writes.
     let (results, result_stream) = cached(
         api_for::<ChaosResult>(&client, ns),
-        watcher::Config::default(),
+        chaos.clone(),
         RESULTS_SYNCED,
         &synced_tx,
     );
