@@ -1,0 +1,769 @@
+#!/usr/bin/env python3
+"""chaos-conductor benchmark driver (standard library only; run by scripts/bench).
+
+Talks to the benchmark's private cluster directly over HTTPS (token from its kubeconfig), runs the
+release controller as a child process, plays litmus-go for every experiment pod (writes the
+ChaosResult, then annotates the pod `e2e.test/outcome=succeed` so kwok terminates it), and measures:
+
+  * engine created -> experiment Job created (client-side: the engine POST is sent -> the Job's ADDED
+    event arrives on our own Job watch), steady rate and burst;
+  * experiment container terminated (pod watch) -> status.experiments[0].verdict set (engine watch);
+  * API requests per single-experiment run, from the controller's own HTTP client log
+    (kube_client's debug span per request: method + URL), cross-checked with apiserver_request_total;
+  * controller RSS / CPU at several engine counts, and a restart at each: spawn -> /readyz 200
+    ("caches synced") -> first reconcile -> every engine reconciled once.
+
+Every timestamp is taken on this host with time.time(); all processes share the machine (2 cores),
+so the watch-side timestamps include our own scheduling delay (the numbers are upper bounds).
+"""
+import argparse
+import concurrent.futures as cf
+import http.client
+import json
+import os
+import platform
+import re
+import signal
+import ssl
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import urllib.parse
+
+GROUP = "/apis/litmuschaos.io/v1alpha1"
+FINAL_VERDICTS = {"Pass", "Fail", "Error", "Stopped"}
+
+
+def log(msg):
+    print(f"bench [{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+# ------------------------------------------------------------------------------------------- client
+class Kube:
+    """Minimal Kubernetes REST client: one keep-alive HTTPS connection per thread."""
+
+    def __init__(self, kubeconfig):
+        text = open(kubeconfig).read()
+        self.server = re.search(r'server:\s*"?([^",}\s]+)', text).group(1)
+        ca = re.search(r'certificate-authority:\s*"?([^",}\s]+)', text).group(1)
+        self.token = re.search(r'token:\s*"?([^",}\s]+)', text).group(1)
+        u = urllib.parse.urlparse(self.server)
+        self.host, self.port = u.hostname, u.port
+        self.ctx = ssl.create_default_context(cafile=ca)
+        self.local = threading.local()
+
+    def _conn(self, fresh=False, timeout=60):
+        if fresh:
+            return http.client.HTTPSConnection(self.host, self.port, context=self.ctx, timeout=timeout)
+        c = getattr(self.local, "conn", None)
+        if c is None:
+            c = self.local.conn = http.client.HTTPSConnection(self.host, self.port, context=self.ctx, timeout=timeout)
+        return c
+
+    def req(self, method, path, body=None, ctype="application/json", raw=False):
+        data = None if body is None else (body if isinstance(body, (bytes, str)) else json.dumps(body))
+        headers = {"Authorization": f"Bearer {self.token}", "Accept": "application/json"}
+        if data is not None:
+            headers["Content-Type"] = ctype
+        for attempt in range(3):
+            c = self._conn()
+            try:
+                c.request(method, path, body=data, headers=headers)
+                r = c.getresponse()
+                payload = r.read()
+                if raw:
+                    return r.status, payload.decode()
+                return r.status, (json.loads(payload) if payload else None)
+            except (http.client.HTTPException, OSError):
+                c.close()
+                self.local.conn = None
+                if attempt == 2:
+                    raise
+                time.sleep(0.2)
+
+    def watch(self, path, params, on_event, on_list=None):
+        """LIST then WATCH forever (re-listing on 410); on_event(type, obj, t) on this thread."""
+        rv = None
+        while True:
+            try:
+                if rv is None:
+                    st, lst = self.req("GET", f"{path}?{params}")
+                    if st != 200:
+                        raise RuntimeError(f"list {path}: {st} {lst}")
+                    rv = lst["metadata"]["resourceVersion"]
+                    t = time.time()
+                    for item in lst["items"]:
+                        on_event("LISTED", item, t)
+                c = self._conn(fresh=True, timeout=None)
+                c.request("GET", f"{path}?{params}&watch=1&allowWatchBookmarks=true&timeoutSeconds=600"
+                          f"&resourceVersion={rv}", headers={"Authorization": f"Bearer {self.token}"})
+                r = c.getresponse()
+                if r.status != 200:
+                    r.read()
+                    rv = None
+                    continue
+                while True:
+                    line = r.readline()
+                    if not line:
+                        break
+                    t = time.time()
+                    ev = json.loads(line)
+                    obj = ev.get("object", {})
+                    if ev["type"] == "ERROR":
+                        rv = None
+                        break
+                    rv = obj.get("metadata", {}).get("resourceVersion", rv)
+                    if ev["type"] != "BOOKMARK":
+                        on_event(ev["type"], obj, t)
+                c.close()
+            except Exception as e:  # noqa: BLE001 — a watch must survive anything
+                log(f"watch {path}: {e!r}; restarting")
+                rv = None
+                time.sleep(0.5)
+
+
+def pct(values, p):
+    if not values:
+        return float("nan")
+    v = sorted(values)
+    k = (len(v) - 1) * p / 100.0
+    lo = int(k)
+    hi = min(lo + 1, len(v) - 1)
+    return v[lo] + (v[hi] - v[lo]) * (k - lo)
+
+
+# ------------------------------------------------------------------------------------------ tracker
+class Tracker:
+    """What the watches saw, keyed by engine uid (dict writes are atomic under the GIL)."""
+
+    def __init__(self):
+        self.created = {}      # uid -> dict(name, phase, finish, t_send, t_resp)
+        self.job_added = {}    # uid -> t (client time of the Job's ADDED event)
+        self.pod_running = {}  # uid -> t
+        self.pod_term = {}     # uid -> t (experiment container terminated / pod Succeeded)
+        self.verdict = {}      # uid -> (t, verdict)
+        self.exp_running = {}  # uid -> t (status.experiments[0].status == Running)
+        self.completed = {}    # uid -> t (engineStatus completed)
+        self.result_final = {} # uid -> t (our final ChaosResult write returned)
+        self.played = set()    # pod uids handed to the fake experiment
+        self.fake_errors = 0
+
+
+class Bench:
+    def __init__(self, args):
+        self.a = args
+        self.k = Kube(args.kubeconfig)
+        self.ns = args.namespace
+        self.tr = Tracker()
+        self.fake_pool = cf.ThreadPoolExecutor(max_workers=16, thread_name_prefix="fake")
+        self.run_for = 0.0          # seconds the fake experiment "runs" before its verdict
+        self.awaited_first = False  # write a Running/Awaited result at start (as litmus-go does)
+        self.proc = None
+        self.proc_log = None
+        self.results = {"phases": {}, "checkpoints": [], "api": {}}
+
+    # --------------------------------------------------------------------------------- watches
+    def on_job(self, typ, job, t):
+        if typ != "ADDED":
+            return
+        uid = (job["metadata"].get("labels") or {}).get("chaosUID")
+        if uid:
+            self.tr.job_added.setdefault(uid, t)
+
+    def on_pod(self, typ, pod, t):
+        md = pod["metadata"]
+        labels = md.get("labels") or {}
+        uid = labels.get("chaosUID")
+        job = labels.get("job-name")
+        if not uid or not job or typ == "DELETED":
+            return
+        st = pod.get("status") or {}
+        phase = st.get("phase")
+        main = next((c for c in st.get("containerStatuses") or [] if c.get("name") == job), None)
+        if phase in ("Succeeded", "Failed") or (main and (main.get("state") or {}).get("terminated")):
+            if typ != "LISTED":
+                self.tr.pod_term.setdefault(uid, t)
+            return
+        if phase == "Running" and md.get("deletionTimestamp") is None:
+            if typ != "LISTED":
+                self.tr.pod_running.setdefault(uid, t)
+            if labels.get("bench-finish") == "never" or md["uid"] in self.tr.played:
+                return
+            if (md.get("annotations") or {}).get("e2e.test/outcome"):
+                return
+            self.tr.played.add(md["uid"])
+            self.fake_pool.submit(self.play, pod)
+
+    def on_engine(self, typ, eng, t):
+        if typ == "LISTED":
+            return
+        uid = eng["metadata"]["uid"]
+        st = eng.get("status") or {}
+        exps = st.get("experiments") or []
+        if exps:
+            e0 = exps[0]
+            if e0.get("verdict") in FINAL_VERDICTS:
+                self.tr.verdict.setdefault(uid, (t, e0.get("verdict")))
+            if e0.get("status") == "Running":
+                self.tr.exp_running.setdefault(uid, t)
+        if st.get("engineStatus") == "completed":
+            self.tr.completed.setdefault(uid, t)
+
+    def start_watches(self):
+        ns = self.ns
+        for path, params, fn in (
+            (f"/apis/batch/v1/namespaces/{ns}/jobs", "labelSelector=chaosUID", self.on_job),
+            (f"/api/v1/namespaces/{ns}/pods", "labelSelector=chaosUID", self.on_pod),
+            (f"{GROUP}/namespaces/{ns}/chaosengines", "limit=0", self.on_engine),
+        ):
+            threading.Thread(target=self.k.watch, args=(path, params, fn), daemon=True).start()
+
+    # ------------------------------------------------------------------------- fake litmus-go
+    def result_body(self, engine, exp, uid, job, phase, verdict):
+        passed = 1 if verdict == "Pass" else 0
+        return {
+            "apiVersion": "litmuschaos.io/v1alpha1", "kind": "ChaosResult",
+            "metadata": {"name": f"{engine}-{exp}", "namespace": self.ns,
+                         "labels": {"chaosUID": uid, "job-name": job, "name": exp}},
+            "spec": {"engine": engine, "experiment": exp},
+            "status": {"experimentStatus": {"phase": phase, "verdict": verdict,
+                                            "probeSuccessPercentage": "100" if passed else "Awaited"},
+                       "history": {"passedRuns": passed, "failedRuns": 0, "stoppedRuns": 0}},
+        }
+
+    def put_result(self, body):
+        base = f"{GROUP}/namespaces/{self.ns}/chaosresults"
+        st, r = self.k.req("POST", base, body)
+        if st == 409:
+            name = body["metadata"]["name"]
+            st, cur = self.k.req("GET", f"{base}/{name}")
+            body["metadata"]["resourceVersion"] = cur["metadata"]["resourceVersion"]
+            st, r = self.k.req("PUT", f"{base}/{name}", body)
+        if st not in (200, 201):
+            raise RuntimeError(f"ChaosResult write: {st} {r}")
+
+    def play(self, pod):
+        try:
+            job = pod["metadata"]["labels"]["job-name"]
+            c = next(c for c in pod["spec"]["containers"] if c["name"] == job)
+            env = {e["name"]: e.get("value", "") for e in c.get("env") or []}
+            engine, exp, uid = env["CHAOSENGINE"], env["EXPERIMENT_NAME"], env["CHAOS_UID"]
+            if self.awaited_first:
+                self.put_result(self.result_body(engine, exp, uid, job, "Running", "Awaited"))
+            if self.run_for:
+                time.sleep(self.run_for)
+            self.put_result(self.result_body(engine, exp, uid, job, "Completed", "Pass"))
+            self.tr.result_final.setdefault(uid, time.time())
+            st, r = self.k.req("PATCH", f"/api/v1/namespaces/{self.ns}/pods/{pod['metadata']['name']}",
+                               {"metadata": {"annotations": {"e2e.test/outcome": "succeed"}}},
+                               ctype="application/merge-patch+json")
+            if st != 200:
+                raise RuntimeError(f"pod annotate: {st} {r}")
+        except Exception as e:  # noqa: BLE001
+            self.tr.fake_errors += 1
+            log(f"fake experiment failed: {e!r}")
+
+    # ------------------------------------------------------------------------------- objects
+    def setup_namespace(self):
+        k, ns = self.k, self.ns
+        st, _ = k.req("GET", f"/api/v1/namespaces/{ns}")
+        if st == 200:
+            log(f"deleting the old namespace {ns}")
+            k.req("DELETE", f"/api/v1/namespaces/{ns}")
+            while k.req("GET", f"/api/v1/namespaces/{ns}")[0] == 200:
+                time.sleep(0.5)
+        k.req("POST", "/api/v1/namespaces", {"metadata": {"name": ns}})
+        k.req("POST", f"/api/v1/namespaces/{ns}/serviceaccounts", {"metadata": {"name": "bench-sa"}})
+        exp = {
+            "apiVersion": "litmuschaos.io/v1alpha1", "kind": "ChaosExperiment",
+            "metadata": {"name": "pod-delete", "labels": {"name": "pod-delete"}},
+            "spec": {"definition": {
+                "scope": "Namespaced", "image": "litmuschaos/go-runner:3.x", "imagePullPolicy": "Always",
+                "command": ["/bin/bash"], "args": ["-c", "./experiments -name pod-delete"],
+                "labels": {"name": "pod-delete", "app.kubernetes.io/part-of": "litmus",
+                           "app.kubernetes.io/component": "experiment-job"},
+                "env": [{"name": "TOTAL_CHAOS_DURATION", "value": "15"},
+                        {"name": "CHAOS_INTERVAL", "value": "5"}, {"name": "FORCE", "value": "true"}]}},
+        }
+        st, r = k.req("POST", f"{GROUP}/namespaces/{ns}/chaosexperiments", exp)
+        if st != 201:
+            raise RuntimeError(f"ChaosExperiment: {st} {r}")
+
+    def engine_body(self, name, phase, finish):
+        return {
+            "apiVersion": "litmuschaos.io/v1alpha1", "kind": "ChaosEngine",
+            "metadata": {"name": name, "labels": {"context": "bench", "bench-phase": phase,
+                                                  "bench-finish": finish}},
+            "spec": {"engineState": "active", "chaosServiceAccount": "bench-sa",
+                     "jobCleanUpPolicy": "retain",
+                     "appinfo": {"appns": "default", "applabel": "app=nginx", "appkind": "deployment"},
+                     "experiments": [{"name": "pod-delete", "spec": {"components": {"env": [
+                         {"name": "TOTAL_CHAOS_DURATION", "value": "30"}]}}}]},
+        }
+
+    def create_engine(self, name, phase, finish):
+        body = self.engine_body(name, phase, finish)
+        t_send = time.time()
+        st, r = self.k.req("POST", f"{GROUP}/namespaces/{self.ns}/chaosengines", body)
+        t_resp = time.time()
+        if st != 201:
+            raise RuntimeError(f"engine {name}: {st} {r}")
+        uid = r["metadata"]["uid"]
+        self.tr.created[uid] = dict(name=name, phase=phase, finish=finish, t_send=t_send, t_resp=t_resp)
+        return uid
+
+    def create_many(self, phase, n, rate=None, never_every=10, workers=16, backlog=None):
+        """Creates n engines at `rate`/s (None: as fast as `workers` threads go); every
+        `never_every`-th one never finishes (its experiment pod keeps running)."""
+        t0 = time.time()
+
+        def one(i):
+            if rate and not backlog:
+                delay = t0 + i / rate - time.time()
+                if delay > 0:
+                    time.sleep(delay)
+            finish = "never" if never_every and i % never_every == never_every - 1 else "pass"
+            return self.create_engine(f"{phase}-{i:05d}", phase, finish)
+
+        with cf.ThreadPoolExecutor(max_workers=workers) as pool:
+            if backlog:
+                # bounded backlog: never more than `backlog` engines created but not settled
+                futs = []
+                for i in range(n):
+                    while self.unsettled() >= backlog:
+                        time.sleep(0.05)
+                    futs.append(pool.submit(one, i))
+                    time.sleep(1.0 / rate if rate else 0)
+                uids = [f.result() for f in futs]
+            else:
+                uids = list(pool.map(one, range(n)))
+        t1 = time.time()
+        log(f"{phase}: created {n} engines in {t1 - t0:.1f}s ({n / max(t1 - t0, 1e-9):.0f}/s)")
+        return uids, t0, t1
+
+    def settled(self, uid):
+        c = self.tr.created.get(uid)
+        if c is None:
+            return False
+        if c["finish"] == "never":
+            return uid in self.tr.exp_running
+        return uid in self.tr.completed
+
+    def unsettled(self):
+        return sum(1 for u in list(self.tr.created) if not self.settled(u))
+
+    def wait_settled(self, uids, timeout):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            left = [u for u in uids if not self.settled(u)]
+            if not left:
+                return True
+            time.sleep(0.2)
+        log(f"WARNING: {len(left)} engines not settled after {timeout}s")
+        return False
+
+    # ---------------------------------------------------------------------------- controller
+    def metrics(self):
+        try:
+            c = http.client.HTTPConnection("127.0.0.1", self.a.metrics_port, timeout=30)
+            c.request("GET", "/metrics")
+            text = c.getresponse().read().decode()
+            c.close()
+        except OSError:
+            return {}
+        out = {}
+        for line in text.splitlines():
+            if line.startswith("#") or not line.strip():
+                continue
+            name, _, val = line.rpartition(" ")
+            try:
+                out[name] = float(val)
+            except ValueError:
+                pass
+        return out
+
+    def readyz(self):
+        try:
+            c = http.client.HTTPConnection("127.0.0.1", self.a.metrics_port, timeout=2)
+            c.request("GET", "/readyz")
+            ok = c.getresponse().status == 200
+            c.close()
+            return ok
+        except OSError:
+            return False
+
+    def start_controller(self, tag):
+        logpath = os.path.join(self.a.workdir, f"controller-{tag}.log")
+        self.proc_log = logpath
+        env = dict(os.environ, KUBECONFIG=self.a.kubeconfig,
+                   # kube_client's per-request debug span (method + URL): the request count
+                   RUST_LOG="info,kube_client::client::builder=debug")
+        cmd = [self.a.controller, "run", "--watch-namespace", self.ns, "--metrics-addr",
+               f"127.0.0.1:{self.a.metrics_port}", "--concurrency", str(self.a.concurrency),
+               "--log-format", "json"]
+        t0 = time.time()
+        self.proc = subprocess.Popen(cmd, env=env, stdout=open(logpath, "w"), stderr=subprocess.STDOUT,
+                                     start_new_session=True)
+        return t0
+
+    def stop_controller(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+    def proc_stats(self):
+        pid = self.proc.pid
+        status = open(f"/proc/{pid}/status").read()
+        rss = int(re.search(r"VmRSS:\s+(\d+)", status).group(1)) / 1024
+        hwm = int(re.search(r"VmHWM:\s+(\d+)", status).group(1)) / 1024
+        threads = int(re.search(r"Threads:\s+(\d+)", status).group(1))
+        f = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+        cpu = (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
+        return dict(rss_mib=rss, hwm_mib=hwm, cpu_s=cpu, threads=threads)
+
+    def log_offset(self):
+        return os.path.getsize(self.proc_log)
+
+    def requests_between(self, start, end=None):
+        """The controller's HTTP requests logged between two offsets of its log."""
+        with open(self.proc_log, "rb") as f:
+            f.seek(start)
+            data = f.read() if end is None else f.read(end - start)
+        reqs = []
+        for line in data.splitlines():
+            if b'"requesting"' not in line:
+                continue
+            try:
+                j = json.loads(line)
+            except ValueError:
+                continue
+            span = j.get("span") or {}
+            method, url = span.get("http.method"), span.get("http.url")
+            if method and url:
+                reqs.append((method, url))
+        return reqs
+
+    @staticmethod
+    def classify(method, url):
+        u = urllib.parse.urlparse(url)
+        q = urllib.parse.parse_qs(u.query)
+        parts = [p for p in u.path.split("/") if p]
+        # /api/v1/namespaces/ns/<res>[/name[/sub]] or /apis/g/v/namespaces/ns/<res>[/name[/sub]]
+        rest = parts[2:] if parts[0] == "api" else parts[3:]
+        if rest and rest[0] == "namespaces" and len(rest) >= 3:
+            rest = rest[2:]
+        res = "/".join([rest[0]] + rest[2:3]) if rest else (parts[-1] if parts else "?")
+        named = len(rest) >= 2
+        if method == "GET":
+            if q.get("watch", ["0"])[0] in ("1", "true"):
+                kind = "watch"
+            else:
+                kind = "get" if named else "list"
+        else:
+            kind = method.lower()
+        return res, kind
+
+    def summarize_requests(self, reqs):
+        by = {}
+        tot = {"read": 0, "write": 0, "watch": 0}
+        for m, u in reqs:
+            res, kind = self.classify(m, u)
+            key = f"{kind} {res}"
+            by[key] = by.get(key, 0) + 1
+            if kind == "watch":
+                tot["watch"] += 1
+            elif kind in ("get", "list"):
+                tot["read"] += 1
+            else:
+                tot["write"] += 1
+        return tot, dict(sorted(by.items()))
+
+    def apiserver_requests(self):
+        st, text = self.k.req("GET", "/metrics", raw=True)
+        out = {}
+        for line in text.splitlines():
+            if not line.startswith("apiserver_request_total{"):
+                continue
+            labels = dict(re.findall(r'(\w+)="([^"]*)"', line))
+            key = (labels.get("verb"), labels.get("group", ""), labels.get("resource"),
+                   labels.get("subresource", ""))
+            out[key] = out.get(key, 0) + float(line.rsplit(" ", 1)[1])
+        return out
+
+    @staticmethod
+    def api_delta(before, after):
+        d = {}
+        for k, v in after.items():
+            n = v - before.get(k, 0)
+            if n > 0:
+                d[k] = n
+        return d
+
+    def wait_ready(self, t0, timeout=120):
+        """spawn -> /readyz 200 (polled every 20 ms), then -> first reconcile (/metrics every 100 ms,
+        only after /readyz: no reconcile can finish before the caches synced, and each scrape costs
+        the controller CPU)."""
+        ready = first = None
+        deadline = time.time() + timeout
+        last_m = 0
+        while time.time() < deadline and (ready is None or first is None):
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"controller exited ({self.proc.returncode}); see {self.proc_log}")
+            now = time.time()
+            if ready is None and self.readyz():
+                ready = time.time() - t0
+            if ready is not None and first is None and now - last_m >= 0.1:
+                last_m = now
+                if self.metrics().get("chaos_conductor_reconciles_total", 0) > 0:
+                    first = time.time() - t0
+            time.sleep(0.02)
+        return ready, first
+
+    def synced_log_time(self, t0):
+        """Seconds from spawn to the 'caches synced' log line (its own timestamp)."""
+        for line in open(self.proc_log, "rb"):
+            if b"caches synced" in line:
+                ts = json.loads(line).get("timestamp", "")
+                m = re.match(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?Z", ts)
+                if m:
+                    base = time.mktime(time.strptime(m.group(1), "%Y-%m-%dT%H:%M:%S")) - time.timezone
+                    return base + float(m.group(2) or 0) - t0
+        return None
+
+    # -------------------------------------------------------------------------------- phases
+    def phase_api_cost(self, runs, run_for):
+        """Single-experiment engines one after the other; the controller's requests per run."""
+        self.run_for, self.awaited_first = run_for, True
+        per_run = []
+        for i in range(runs):
+            off0 = self.log_offset()
+            api0 = self.apiserver_requests()
+            uid = self.create_engine(f"api-{i:02d}", "api", "pass")
+            self.wait_settled([uid], 60 + run_for * 2)
+            # running window: from the controller writing Running + 1 s to our final result write
+            # quiet tail: wait until the controller's log has been silent for 2 s
+            last, t_last = self.log_offset(), time.time()
+            while time.time() - t_last < 2.0:
+                time.sleep(0.2)
+                cur = self.log_offset()
+                if cur != last:
+                    last, t_last = cur, time.time()
+            reqs = self.requests_between(off0, last)
+            api1 = self.apiserver_requests()
+            tot, by = self.summarize_requests(reqs)
+            c = self.tr.created[uid]
+            run_len = self.tr.completed[uid] - c["t_send"]
+            per_run.append(dict(totals=tot, by=by, run_seconds=run_len,
+                                apiserver_delta={"|".join(k): v for k, v in self.api_delta(api0, api1).items()}))
+            log(f"api-cost run {i}: {tot} in {run_len:.1f}s")
+        self.run_for, self.awaited_first = 0.0, False
+        self.results["api"] = dict(runs=per_run, run_for=run_for)
+
+    def latency_stats(self, uids):
+        tr = self.tr
+        to_job = [tr.job_added[u] - tr.created[u]["t_send"] for u in uids if u in tr.job_added]
+        to_verdict = [tr.verdict[u][0] - tr.pod_term[u] for u in uids
+                      if u in tr.verdict and u in tr.pod_term and tr.created[u]["finish"] == "pass"]
+        create_rtt = [tr.created[u]["t_resp"] - tr.created[u]["t_send"] for u in uids]
+        verdicts = {}
+        for u in uids:
+            if u in tr.verdict:
+                verdicts[tr.verdict[u][1]] = verdicts.get(tr.verdict[u][1], 0) + 1
+
+        def s(v):
+            return dict(n=len(v), p50=pct(v, 50), p95=pct(v, 95), p99=pct(v, 99), max=max(v) if v else None)
+        return dict(engine_to_job=s(to_job), term_to_verdict=s(to_verdict), create_rtt=s(create_rtt),
+                    verdicts=verdicts)
+
+    def checkpoint(self, label, idle_window):
+        """Idle cost at the current engine count, then a controller restart."""
+        n_eng = len(self.tr.created)
+        n_running = sum(1 for c in self.tr.created.values() if c["finish"] == "never")
+        # let the last status writes / events land
+        time.sleep(2)
+        # /metrics scrapes are outside the CPU window: a scrape recomputes the exporter gauges from
+        # the caches and costs the controller ~0.2 ms per engine (measured below as scrape_ms)
+        m0, api0 = self.metrics(), self.apiserver_requests()
+        s0, off0, t0 = self.proc_stats(), self.log_offset(), time.time()
+        time.sleep(idle_window)
+        s1, off1, t1 = self.proc_stats(), self.log_offset(), time.time()
+        m1, api1 = self.metrics(), self.apiserver_requests()
+        reqs = self.requests_between(off0, off1)
+        tot, by = self.summarize_requests(reqs)
+        lit = {"|".join(k): v for k, v in self.api_delta(api0, api1).items() if k[1] == "litmuschaos.io" and k[0] != "WATCH"}
+        idle = dict(seconds=t1 - t0, cpu_pct=100 * (s1["cpu_s"] - s0["cpu_s"]) / (t1 - t0),
+                    reconciles=m1.get("chaos_conductor_reconciles_total", 0) - m0.get("chaos_conductor_reconciles_total", 0),
+                    requests=tot, requests_by=by, apiserver_litmus_non_watch=lit)
+        before = dict(s1, cpu_total_s=s1["cpu_s"])
+        # scrape cost (the exporter gauges are recomputed from the caches on every scrape)
+        ts = time.time()
+        self.metrics()
+        scrape_ms = (time.time() - ts) * 1000
+        log(f"checkpoint {label}: {n_eng} engines, RSS {s1['rss_mib']:.1f} MiB (peak {s1['hwm_mib']:.1f}), "
+            f"idle CPU {idle['cpu_pct']:.2f}%, idle requests {tot}")
+        # restart
+        self.stop_controller()
+        t_spawn = self.start_controller(f"restart-{label}")
+        ready, first = self.wait_ready(t_spawn)
+        synced_log = self.synced_log_time(t_spawn)
+        # every engine reconciled once: without scraping /metrics (a scrape at 5,000 engines costs
+        # the controller ~1 s of CPU), the end of the start-up burst is when the process has used
+        # no CPU for 1 s; one scrape afterwards confirms reconciles_total >= engines.
+        all_done = None
+        deadline = time.time() + 300
+        last_cpu, quiet_since = self.proc_stats()["cpu_s"], None
+        while time.time() < deadline:
+            time.sleep(0.1)
+            cpu = self.proc_stats()["cpu_s"]
+            now = time.time()
+            if cpu != last_cpu:
+                last_cpu, quiet_since = cpu, None
+            elif quiet_since is None:
+                quiet_since = now
+            elif now - quiet_since >= 1.0:
+                all_done = quiet_since - t_spawn
+                break
+        s_quiet = self.proc_stats()
+        m = self.metrics()
+        reconciled = m.get("chaos_conductor_reconciles_total", 0)
+        if reconciled < n_eng:
+            log(f"WARNING: only {reconciled:.0f} of {n_eng} engines reconciled when the CPU went quiet")
+            all_done = None
+        time.sleep(3)
+        s2 = self.proc_stats()
+        off_end = self.log_offset()
+        rtot, rby = self.summarize_requests(self.requests_between(0, off_end))
+        restart = dict(readyz_s=ready, synced_log_s=synced_log, first_reconcile_s=first,
+                       all_reconciled_s=all_done, cpu_s=s_quiet["cpu_s"], reconciles=reconciled, rss_mib=s2["rss_mib"],
+                       hwm_mib=s2["hwm_mib"], requests=rtot, requests_by=rby)
+        log(f"restart {label}: readyz {ready}, synced(log) {synced_log}, first reconcile {first}, "
+            f"all reconciled {all_done}, RSS {s2['rss_mib']:.1f} MiB, requests {rtot}")
+        self.results["checkpoints"].append(dict(label=label, engines=n_eng, running=n_running,
+                                                completed=n_eng - n_running, before=before, idle=idle,
+                                                scrape_ms=scrape_ms, restart=restart))
+
+    # ---------------------------------------------------------------------------------- main
+    def run(self):
+        a = self.a
+        quick = a.quick
+        self.setup_namespace()
+        self.start_watches()
+        t = self.start_controller("main")
+        ready, _ = self.wait_ready_only(t)
+        log(f"controller up, /readyz after {ready:.2f}s")
+        self.results["concurrency"] = a.concurrency
+
+        # 1. API cost of single-experiment runs (sequential, nothing else going on)
+        self.phase_api_cost(runs=1 if quick else 3, run_for=10.0 if quick else 30.0)
+
+        # 2. steady rate, first part, then checkpoint at ~100 engines
+        steady_n = 100 if quick else 500
+        u1, t0, t1 = self.create_many("steady", 100, rate=a.rate)
+        self.wait_settled(u1, 120)
+        self.checkpoint("~100", a.idle_window)
+        uids_steady = list(u1)
+        if steady_n > 100:
+            # the second part continues the steady series (same rate, engines 100..499)
+            t_before = time.time()
+            u2, _, _ = self.create_many_offset("steady", 100, steady_n - 100, a.rate)
+            uids_steady += u2
+            self.wait_settled(u2, 300)
+        self.results["phases"]["steady"] = dict(n=len(uids_steady), rate=a.rate, **self.latency_stats(uids_steady))
+
+        # 3. burst
+        burst_n = 100 if quick else 500
+        ub, bt0, bt1 = self.create_many("burst", burst_n, rate=None, workers=32)
+        self.wait_settled(ub, 600)
+        self.results["phases"]["burst"] = dict(n=len(ub), create_seconds=bt1 - bt0,
+                                               **self.latency_stats(ub))
+        self.checkpoint(f"~{len(self.tr.created)}", a.idle_window)
+
+        # 4. fill up to the target and a last checkpoint
+        if not quick and a.target > len(self.tr.created):
+            n = a.target - len(self.tr.created)
+            uf, ft0, ft1 = self.create_many("fill", n, rate=a.fill_rate, workers=16, backlog=a.backlog)
+            self.wait_settled(uf, 900)
+            settled_at = time.time()
+            self.results["phases"]["fill"] = dict(n=n, create_seconds=ft1 - ft0,
+                                                  settle_seconds=settled_at - ft0,
+                                                  **self.latency_stats(uf))
+            self.checkpoint(f"{len(self.tr.created)}", a.idle_window)
+        self.results["fake_errors"] = self.tr.fake_errors
+        self.stop_controller()
+
+    def wait_ready_only(self, t0, timeout=120):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"controller exited ({self.proc.returncode}); see {self.proc_log}")
+            if self.readyz():
+                return time.time() - t0, None
+            time.sleep(0.02)
+        raise RuntimeError("controller not ready")
+
+    def create_many_offset(self, phase, start, n, rate):
+        t0 = time.time()
+
+        def one(i):
+            delay = t0 + (i - start) / rate - time.time()
+            if delay > 0:
+                time.sleep(delay)
+            finish = "never" if i % 10 == 9 else "pass"
+            return self.create_engine(f"{phase}-{i:05d}", phase, finish)
+
+        with cf.ThreadPoolExecutor(max_workers=16) as pool:
+            uids = list(pool.map(one, range(start, start + n)))
+        log(f"{phase}: created {n} more engines in {time.time() - t0:.1f}s")
+        return uids, t0, time.time()
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--kubeconfig", required=True)
+    p.add_argument("--controller", required=True)
+    p.add_argument("--namespace", default="bench")
+    p.add_argument("--workdir", required=True)
+    p.add_argument("--metrics-port", type=int, default=39180)
+    p.add_argument("--concurrency", type=int, default=16)
+    p.add_argument("--quick", action="store_true")
+    p.add_argument("--rate", type=float, default=20.0)
+    p.add_argument("--target", type=int, default=5000)
+    p.add_argument("--fill-rate", type=float, default=40.0)
+    p.add_argument("--backlog", type=int, default=400)
+    p.add_argument("--idle-window", type=float, default=30.0)
+    p.add_argument("--out", required=True, help="results JSON")
+    a = p.parse_args()
+    if a.quick:
+        a.idle_window = min(a.idle_window, 10.0)
+    for old in os.listdir(a.workdir):  # logs of an earlier run would mix into the breakdown
+        if old.startswith("controller-") and old.endswith(".log"):
+            os.remove(os.path.join(a.workdir, old))
+    b = Bench(a)
+    t0 = time.time()
+    try:
+        b.run()
+    finally:
+        b.stop_controller()
+        b.results["wall_seconds"] = time.time() - t0
+        b.results["quick"] = a.quick
+        with open(a.out, "w") as f:
+            json.dump(b.results, f, indent=1, default=str)
+        tr = b.tr
+        raw = {u: dict(c, job_added=tr.job_added.get(u), pod_running=tr.pod_running.get(u),
+                       pod_term=tr.pod_term.get(u), verdict=(tr.verdict.get(u) or (None,))[0],
+                       exp_running=tr.exp_running.get(u), completed=tr.completed.get(u),
+                       result_final=tr.result_final.get(u)) for u, c in list(tr.created.items())}
+        with open(a.out.replace(".json", "-engines.json"), "w") as f:
+            json.dump(raw, f)
+        log(f"results in {a.out}")
+
+
+if __name__ == "__main__":
+    main()

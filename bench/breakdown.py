@@ -1,0 +1,95 @@
+#!/usr/bin/env python3
+"""Where the engine -> Job time goes, from the controller's request log and the driver's timestamps.
+
+For each engine: (a) engine POST sent -> the controller's first request for it (watch delivery +
+work queue + waiting for a free reconcile slot), (b) first request -> the Job POST is sent (the
+requests in front of it: finalizer PATCH, ChaosExperiment GET, ServiceAccount GET), (c) Job POST
+sent -> the Job's ADDED event on the driver's watch (create round trip + watch delivery).
+Also the controller's request latency (request sent -> response body done) by kind.
+Prints a Markdown section; usage: breakdown.py WORKDIR results-full-engines.json
+"""
+import calendar
+import glob
+import json
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(__file__))
+from bench import Bench, pct  # noqa: E402
+
+
+def ts(s):
+    # 2026-11-27T00:05:15.776966Z
+    base, frac = s[:19], s[19:-1]
+    return calendar.timegm(tuple(int(x) for x in (base[0:4], base[5:7], base[8:10], base[11:13], base[14:16], base[17:19])) + (0, 0, 0)) + (float(frac) if frac else 0.0)
+
+
+def parse_logs(workdir):
+    first_req, job_post, lat = {}, {}, {}
+    for path in sorted(glob.glob(os.path.join(workdir, "controller-*.log"))):
+        open_reqs = {}
+        for line in open(path, "rb"):
+            if b"kube_client" not in line:
+                continue
+            try:
+                j = json.loads(line)
+            except ValueError:
+                continue
+            msg = j.get("message")
+            span = j.get("span") or {}
+            spans = j.get("spans") or []
+            eng = next((s.get("chaosUID") for s in spans if s.get("chaosUID") is not None), None)
+            m, u = span.get("http.method"), span.get("http.url")
+            if not m:
+                continue
+            t = ts(j["timestamp"])
+            key = (eng, m, u)
+            if msg == "requesting":
+                if eng:
+                    first_req.setdefault(eng, t)
+                    if m == "POST" and "/jobs" in u:
+                        job_post.setdefault(eng, t)
+                open_reqs.setdefault(key, []).append(t)
+            elif msg == "stream closed" and open_reqs.get(key):
+                t0 = open_reqs[key].pop(0)
+                res, kind = Bench.classify(m, u)
+                if kind != "watch":
+                    lat.setdefault(f"{kind} {res}", []).append(t - t0)
+    return first_req, job_post, lat
+
+
+def fmt(v):
+    return f"{pct(v, 50) * 1000:.0f} / {pct(v, 95) * 1000:.0f} / {pct(v, 99) * 1000:.0f} ms" if v else "–"
+
+
+def main():
+    workdir, raw = sys.argv[1], json.load(open(sys.argv[2]))
+    first_req, job_post, lat = parse_logs(workdir)
+    out = ["## Where the engine → Job time goes", "",
+           "Per engine, from the driver's clock and the controller's request log (same host clock): "
+           "p50 / p95 / p99.", "",
+           "| scenario | n | POST sent → controller's first request for it | first request → Job POST sent | Job POST sent → Job ADDED seen | total |",
+           "|---|---|---|---|---|---|"]
+    for phase in ("steady", "burst", "fill"):
+        a, b, c, tot = [], [], [], []
+        for n, e in raw.items():  # keyed by engine uid, as the log's reconcile span (chaosUID)
+            if e["phase"] != phase or e.get("job_added") is None:
+                continue
+            if n not in first_req or n not in job_post:
+                continue
+            a.append(first_req[n] - e["t_send"])
+            b.append(job_post[n] - first_req[n])
+            c.append(e["job_added"] - job_post[n])
+            tot.append(e["job_added"] - e["t_send"])
+        if tot:
+            out.append(f"| {phase} | {len(tot)} | {fmt(a)} | {fmt(b)} | {fmt(c)} | {fmt(tot)} |")
+    out += ["", "Controller request latency (request sent → response body read), all phases, p50 / p95 / p99:", "",
+            "| request | n | latency |", "|---|---|---|"]
+    for k, v in sorted(lat.items(), key=lambda kv: -len(kv[1])):
+        if len(v) >= 5:
+            out.append(f"| `{k}` | {len(v)} | {fmt(v)} |")
+    print("\n".join(out) + "\n")
+
+
+if __name__ == "__main__":
+    main()
