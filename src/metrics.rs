@@ -68,6 +68,26 @@ const VERDICT_LABELS: &[&str] = &[
     "fault_name",
 ];
 
+impl ExporterFamilies {
+    /// The labelled families (registered once, reset before every refresh).
+    fn vecs(&self) -> [&GaugeVec; 12] {
+        [
+            &self.passed,
+            &self.failed,
+            &self.awaited,
+            &self.probe_success,
+            &self.verdict,
+            &self.start_time,
+            &self.end_time,
+            &self.total_duration,
+            &self.ns_passed,
+            &self.ns_failed,
+            &self.ns_awaited,
+            &self.ns_run_count,
+        ]
+    }
+}
+
 /// The controller's metrics, registered in their own registry.
 pub struct Metrics {
     pub registry: Registry,
@@ -218,20 +238,7 @@ impl Metrics {
         r.register(Box::new(self.engine_to_job.clone()))?;
         r.register(Box::new(self.engines_by_phase.clone()))?;
         let e = &self.exporter;
-        for g in [
-            &e.passed,
-            &e.failed,
-            &e.awaited,
-            &e.probe_success,
-            &e.verdict,
-            &e.start_time,
-            &e.end_time,
-            &e.total_duration,
-            &e.ns_passed,
-            &e.ns_failed,
-            &e.ns_awaited,
-            &e.ns_run_count,
-        ] {
+        for g in e.vecs() {
             r.register(Box::new(g.clone()))?;
         }
         for g in [
@@ -299,20 +306,7 @@ impl Metrics {
         results: &[Arc<ChaosResult>],
     ) {
         let e = &self.exporter;
-        for g in [
-            &e.passed,
-            &e.failed,
-            &e.awaited,
-            &e.probe_success,
-            &e.verdict,
-            &e.start_time,
-            &e.end_time,
-            &e.total_duration,
-            &e.ns_passed,
-            &e.ns_failed,
-            &e.ns_awaited,
-            &e.ns_run_count,
-        ] {
+        for g in e.vecs() {
             g.reset();
         }
         let (mut c_pass, mut c_fail, mut c_await, mut c_runs) = (0.0, 0.0, 0.0, 0.0);

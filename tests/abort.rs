@@ -21,18 +21,8 @@ use serde_json::json;
 use support::controller::{ControllerProcess, InProcessController};
 use support::*;
 
-const SA: &str = "pod-delete-sa";
+const SA: &str = SAMPLE_SA;
 const WAIT: Duration = Duration::from_secs(60);
-
-/// Namespace with the service account and the given ChaosExperiments.
-async fn setup(test: &str, experiments: &[&str]) -> TestEnv {
-    let env = TestEnv::new(test).await;
-    env.create_service_account(SA).await;
-    for name in experiments {
-        env.create(&sample_experiment(name)).await;
-    }
-    env
-}
 
 fn engine(name: &str) -> EngineBuilder {
     EngineBuilder::new(name).service_account(SA)
@@ -67,30 +57,6 @@ fn entries(e: &ChaosEngine) -> Vec<(String, String)> {
 
 fn aborted_entry() -> (String, String) {
     ("Forcefully Aborted".into(), "Stopped".into())
-}
-
-/// Waits until the engine satisfies `done`, returning it.
-async fn wait_engine(
-    env: &TestEnv,
-    name: &str,
-    what: &str,
-    timeout: Duration,
-    done: impl Fn(&ChaosEngine) -> bool,
-) -> ChaosEngine {
-    let api = env.engines();
-    env.wait_for(&format!("{name}: {what}"), timeout, async || {
-        let e = api.get(name).await?;
-        if done(&e) {
-            Ok(e)
-        } else {
-            Err(anyhow::anyhow!(
-                "engineState {:?}, status {}",
-                e.spec.engine_state,
-                serde_json::to_string(&e.status)?
-            ))
-        }
-    })
-    .await
 }
 
 async fn wait_gone(env: &TestEnv, name: &str, timeout: Duration) {
@@ -236,13 +202,13 @@ async fn wait_aborted(env: &TestEnv, name: &str, t: Trigger) -> Option<ChaosEngi
             None
         }
         Trigger::Stop => Some(
-            wait_engine(env, name, "stopped", WAIT, |e| {
+            wait_engine_within(env, name, "stopped", WAIT, |e| {
                 engine_status(e) == "stopped"
             })
             .await,
         ),
         Trigger::Annotation => {
-            let e = wait_engine(
+            let e = wait_engine_within(
                 env,
                 name,
                 "stopped and abort annotation consumed",
@@ -403,7 +369,7 @@ async fn abort_case(t: Trigger, stage: Stage) {
 
     let before = match stage {
         Stage::Waiting => {
-            let e = wait_engine(&env, name, "first Job created", WAIT, |e| {
+            let e = wait_engine_within(&env, name, "first Job created", WAIT, |e| {
                 status_of(e)
                     .experiments
                     .first()
@@ -429,7 +395,7 @@ async fn abort_case(t: Trigger, stage: Stage) {
             e
         }
         Stage::Running => {
-            let e = wait_engine(&env, name, "experiment Running", WAIT, |e| {
+            let e = wait_engine_within(&env, name, "experiment Running", WAIT, |e| {
                 entries(e).first().is_some_and(|x| x.0 == "Running")
             })
             .await;
@@ -437,7 +403,7 @@ async fn abort_case(t: Trigger, stage: Stage) {
             e
         }
         Stage::Completed => {
-            wait_engine(&env, name, "completed", WAIT, |e| {
+            wait_engine_within(&env, name, "completed", WAIT, |e| {
                 engine_status(e) == "completed"
             })
             .await
@@ -649,7 +615,7 @@ async fn target_annotations_of_every_result_are_folded_into_history() {
             .build(),
     )
     .await;
-    wait_engine(&env, "fold", "second experiment Running", WAIT, |e| {
+    wait_engine_within(&env, "fold", "second experiment Running", WAIT, |e| {
         entries(e).get(1).is_some_and(|x| x.0 == "Running")
     })
     .await;
@@ -725,7 +691,7 @@ async fn delete_while_the_controller_is_down_completes_when_it_is_back() {
     let ctrl = ControllerProcess::start(env.ns(), &format!("{}-first", env.ns()), &[]);
     env.create(&engine("orphan").experiment("pod-delete").build())
         .await;
-    let e = wait_engine(&env, "orphan", "experiment Running", WAIT, |e| {
+    let e = wait_engine_within(&env, "orphan", "experiment Running", WAIT, |e| {
         entries(e).first().is_some_and(|x| x.0 == "Running")
     })
     .await;
@@ -790,7 +756,7 @@ async fn abort_right_after_creation_leaves_no_residue() {
             Trigger::Stop => {
                 // Seen `active` first: aborted to `stopped`; seen `stop` first: never started
                 // (Litmus: stop with an empty status does nothing).
-                let e = wait_engine(&env, name, "stopped or never started", WAIT, |e| {
+                let e = wait_engine_within(&env, name, "stopped or never started", WAIT, |e| {
                     matches!(engine_status(e).as_str(), "stopped" | "")
                 })
                 .await;
@@ -851,7 +817,7 @@ async fn helper_pods_are_swept_even_when_created_during_the_abort() {
         &[("e2e.test/delete-after", "5s")],
     );
     env.create(&b.build()).await;
-    let e = wait_engine(&env, "helped", "experiment Running", WAIT, |e| {
+    let e = wait_engine_within(&env, "helped", "experiment Running", WAIT, |e| {
         entries(e).first().is_some_and(|x| x.0 == "Running")
     })
     .await;
@@ -859,7 +825,7 @@ async fn helper_pods_are_swept_even_when_created_during_the_abort() {
     env.create(&helper_pod("early-helper", &uid)).await;
 
     trigger(&env, "helped", Trigger::Stop).await;
-    wait_engine(&env, "helped", "aborting", WAIT, |e| {
+    wait_engine_within(&env, "helped", "aborting", WAIT, |e| {
         status_of(e).phase == "Aborting"
     })
     .await;
@@ -891,7 +857,7 @@ async fn delete_completes_when_the_job_or_pod_was_removed_by_hand() {
     }
     let mut uids = Vec::new();
     for n in ["lost-job", "lost-pod"] {
-        let e = wait_engine(&env, n, "experiment Running", WAIT, |e| {
+        let e = wait_engine_within(&env, n, "experiment Running", WAIT, |e| {
             entries(e).first().is_some_and(|x| x.0 == "Running")
         })
         .await;
@@ -944,7 +910,7 @@ async fn deleting_the_namespace_during_a_run_finishes() {
     let ctrl = InProcessController::start(env.client(), env.ns());
     env.create(&engine("doomed").experiment("pod-delete").build())
         .await;
-    wait_engine(&env, "doomed", "experiment Running", WAIT, |e| {
+    wait_engine_within(&env, "doomed", "experiment Running", WAIT, |e| {
         entries(e).first().is_some_and(|x| x.0 == "Running")
     })
     .await;
@@ -1085,7 +1051,7 @@ async fn restart_after_abort_runs_again_with_a_fresh_status() {
     let ctrl = InProcessController::start(env.client(), env.ns());
     env.create(&engine("phoenix").experiment("pod-delete").build())
         .await;
-    let first = wait_engine(&env, "phoenix", "experiment Running", WAIT, |e| {
+    let first = wait_engine_within(&env, "phoenix", "experiment Running", WAIT, |e| {
         entries(e).first().is_some_and(|x| x.0 == "Running")
     })
     .await;
@@ -1097,7 +1063,7 @@ async fn restart_after_abort_runs_again_with_a_fresh_status() {
     assert_eq!(entries(&stopped), vec![aborted_entry()]);
 
     set_state(&env, "phoenix", "active").await;
-    let second = wait_engine(&env, "phoenix", "second run completed", WAIT, |e| {
+    let second = wait_engine_within(&env, "phoenix", "second run completed", WAIT, |e| {
         engine_status(e) == "completed"
             && status_of(e)
                 .experiments
@@ -1184,7 +1150,7 @@ async fn a_normal_engine_progresses_while_twenty_others_abort() {
     .await;
     futures::future::join_all(names.iter().map(|n| set_state(&env, n, "stop"))).await;
     // All 20 aborts are now waiting for their pods.
-    wait_engine(&env, &names[N - 1], "aborting", WAIT, |e| {
+    wait_engine_within(&env, &names[N - 1], "aborting", WAIT, |e| {
         status_of(e).phase == "Aborting"
     })
     .await;
@@ -1192,7 +1158,7 @@ async fn a_normal_engine_progresses_while_twenty_others_abort() {
     let started = Instant::now();
     env.create(&engine("steady").experiment("container-kill").build())
         .await;
-    let done = wait_engine(&env, "steady", "completed", secs(12), |e| {
+    let done = wait_engine_within(&env, "steady", "completed", secs(12), |e| {
         engine_status(e) == "completed"
     })
     .await;
@@ -1254,7 +1220,7 @@ async fn chaos_pods_that_outlive_the_grace_period_are_force_deleted() {
         &[("e2e.test/delete-after", "300s")],
     );
     env.create(&b.build()).await;
-    let e = wait_engine(&env, "stubborn", "experiment Running", WAIT, |e| {
+    let e = wait_engine_within(&env, "stubborn", "experiment Running", WAIT, |e| {
         entries(e).first().is_some_and(|x| x.0 == "Running")
     })
     .await;

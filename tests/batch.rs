@@ -11,17 +11,8 @@ use serde_json::json;
 use support::controller::{ControllerProcess, InProcessController};
 use support::*;
 
-const SA: &str = "pod-delete-sa";
+const SA: &str = SAMPLE_SA;
 const WAIT: Duration = Duration::from_secs(90);
-
-async fn setup(test: &str, experiments: &[&str]) -> TestEnv {
-    let env = TestEnv::new(test).await;
-    env.create_service_account(SA).await;
-    for name in experiments {
-        env.create(&sample_experiment(name)).await;
-    }
-    env
-}
 
 fn engine(name: &str, experiments: &[&str], execution: serde_json::Value) -> ChaosEngine {
     let mut b = EngineBuilder::new(name).service_account(SA);

@@ -22,7 +22,7 @@ use serde_json::json;
 use support::*;
 
 /// The chaos service account of the sample engines.
-const SA: &str = "pod-delete-sa";
+const SA: &str = SAMPLE_SA;
 /// The Helm release the chart is rendered as; the chart's objects are named `cc-chaos-conductor`.
 const RELEASE: &str = "cc";
 const FULLNAME: &str = "cc-chaos-conductor";
@@ -516,16 +516,6 @@ fn metrics_parser_reads_labels_escapes_and_values() {
 // Engines
 // ---------------------------------------------------------------------------------------------
 
-/// Namespace with the chaos service account and the given ChaosExperiments.
-async fn setup(test: &str, experiments: &[&str]) -> TestEnv {
-    let env = TestEnv::new(test).await;
-    env.create_service_account(SA).await;
-    for name in experiments {
-        env.create(&sample_experiment(name)).await;
-    }
-    env
-}
-
 fn engine(name: &str, experiment: &str) -> ChaosEngine {
     EngineBuilder::new(name)
         .service_account(SA)
@@ -543,24 +533,6 @@ fn first_experiment_status(e: &ChaosEngine) -> (String, String) {
         .and_then(|s| s.experiments.first())
         .map(|x| (x.status.clone(), x.verdict.clone()))
         .unwrap_or_default()
-}
-
-async fn wait_engine(
-    env: &TestEnv,
-    name: &str,
-    what: &str,
-    done: impl Fn(&ChaosEngine) -> bool,
-) -> ChaosEngine {
-    let api = env.engines();
-    env.wait_for(what, WAIT, async || {
-        let e = api.get(name).await?;
-        if done(&e) {
-            Ok(e)
-        } else {
-            Err(anyhow!("status: {}", serde_json::to_string(&e.status)?))
-        }
-    })
-    .await
 }
 
 async fn wait_running(env: &TestEnv, name: &str) -> ChaosEngine {

@@ -16,43 +16,11 @@ use serde_json::json;
 use support::controller::{ControllerProcess, InProcessController};
 use support::*;
 
-const SA: &str = "pod-delete-sa";
+const SA: &str = SAMPLE_SA;
 const WAIT: Duration = Duration::from_secs(60);
-
-/// Namespace with the service account and the given ChaosExperiments.
-async fn setup(test: &str, experiments: &[&str]) -> TestEnv {
-    let env = TestEnv::new(test).await;
-    env.create_service_account(SA).await;
-    for name in experiments {
-        env.create(&sample_experiment(name)).await;
-    }
-    env
-}
 
 fn engine(name: &str) -> EngineBuilder {
     EngineBuilder::new(name).service_account(SA)
-}
-
-/// Waits until the engine's status satisfies `done`, returning the engine.
-async fn wait_engine(
-    env: &TestEnv,
-    name: &str,
-    what: &str,
-    done: impl Fn(&ChaosEngine) -> bool,
-) -> ChaosEngine {
-    let api = env.engines();
-    env.wait_for(what, WAIT, async || {
-        let e = api.get(name).await?;
-        if done(&e) {
-            Ok(e)
-        } else {
-            Err(anyhow::anyhow!(
-                "status: {}",
-                serde_json::to_string(&e.status)?
-            ))
-        }
-    })
-    .await
 }
 
 fn engine_status(e: &ChaosEngine) -> &str {

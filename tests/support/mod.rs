@@ -41,6 +41,53 @@ pub use fake_experiment::*;
 /// Field manager used by [`TestEnv::apply_yaml`].
 pub const FIELD_MANAGER: &str = "e2e-test";
 
+/// The ServiceAccount [`setup`] creates for the sample engines.
+pub const SAMPLE_SA: &str = "pod-delete-sa";
+
+/// A test namespace with the [`SAMPLE_SA`] ServiceAccount and these sample ChaosExperiments.
+pub async fn setup(test: &str, experiments: &[&str]) -> TestEnv {
+    let env = TestEnv::new(test).await;
+    env.create_service_account(SAMPLE_SA).await;
+    for name in experiments {
+        env.create(&builders::sample_experiment(name)).await;
+    }
+    env
+}
+
+/// Polls the engine until `done` holds (at most 90 s), returning it; the timeout shows its status.
+pub async fn wait_engine(
+    env: &TestEnv,
+    name: &str,
+    what: &str,
+    done: impl Fn(&ChaosEngine) -> bool,
+) -> ChaosEngine {
+    wait_engine_within(env, name, what, Duration::from_secs(90), done).await
+}
+
+/// [`wait_engine`] with its own time limit.
+pub async fn wait_engine_within(
+    env: &TestEnv,
+    name: &str,
+    what: &str,
+    timeout: Duration,
+    done: impl Fn(&ChaosEngine) -> bool,
+) -> ChaosEngine {
+    let api = env.engines();
+    env.wait_for(&format!("{name}: {what}"), timeout, async || {
+        let e = api.get(name).await?;
+        if done(&e) {
+            Ok(e)
+        } else {
+            Err(anyhow!(
+                "engineState {:?}, status {}",
+                e.spec.engine_state,
+                serde_json::to_string(&e.status)?
+            ))
+        }
+    })
+    .await
+}
+
 /// Shorthand for a number of seconds.
 pub const fn secs(n: u64) -> Duration {
     Duration::from_secs(n)
