@@ -20,7 +20,7 @@ pub struct RunArgs {
     #[arg(long, env = "WATCH_NAMESPACE", default_value = "")]
     pub watch_namespace: String,
     /// Most engines reconciled at the same time.
-    #[arg(long, env = "CONCURRENCY", default_value_t = 16)]
+    #[arg(long, env = "CONCURRENCY", default_value_t = 32)]
     pub concurrency: u16,
     /// Longest an experiment may run (seconds from Job creation) before it is ended.
     #[arg(long, env = "EXPERIMENT_DEADLINE_SECONDS", default_value_t = 3600)]
@@ -50,10 +50,10 @@ pub struct RunArgs {
     #[arg(long, env = "LEASE_DURATION_SECONDS", default_value_t = 10)]
     pub lease_duration_seconds: u64,
     /// Average API requests per second (0: unlimited).
-    #[arg(long, env = "CLIENT_QPS", default_value_t = 200)]
+    #[arg(long, env = "CLIENT_QPS", default_value_t = 500)]
     pub client_qps: u32,
     /// Requests allowed at once above the average rate.
-    #[arg(long, env = "CLIENT_BURST", default_value_t = 400)]
+    #[arg(long, env = "CLIENT_BURST", default_value_t = 1000)]
     pub client_burst: u32,
     /// This replica's identity in the Lease (default: POD_NAME, else host name + pid).
     #[arg(long, env = "POD_NAME", default_value = "")]

@@ -11,6 +11,7 @@ use super::error::{Error, KubeContext, is_status};
 use super::events;
 use crate::api::{ChaosEngine, ChaosEngineStatus, ChaosResult, FINALIZER};
 use crate::engine::job::CHAOS_UID_LABEL;
+use crate::engine::plan::settle_result;
 use crate::engine::{Decision, Effect};
 
 /// Executes `decision` for `engine`: effects before the status, the status (only if changed),
@@ -236,10 +237,25 @@ async fn run_effect(
             Ok(())
         }
         Effect::ReplaceResult(result) => {
+            // The cache is trimmed and may lag: settle the live object (same pure rule) and write it
+            // back with its resourceVersion, so nothing litmus-go wrote meanwhile is lost.
             let results: Api<ChaosResult> = Api::namespaced(ctx.client.clone(), ns);
             let name = result.metadata.name.clone().unwrap_or_default();
+            let Some(live) = results
+                .get_opt(&name)
+                .await
+                .during("reading a ChaosResult")?
+            else {
+                return Ok(());
+            };
+            let Some(settled) = settle_result(&live, &uid) else {
+                return Ok(());
+            };
             ctx.metrics.api_write();
-            match results.replace(&name, &PostParams::default(), result).await {
+            match results
+                .replace(&name, &PostParams::default(), &settled)
+                .await
+            {
                 Ok(_) => Ok(()),
                 Err(e) if is_status(&e, 404) => Ok(()),
                 Err(e) => Err(e).during("updating a ChaosResult"),

@@ -38,7 +38,7 @@ impl Default for Settings {
     fn default() -> Self {
         Self {
             watch_namespace: None,
-            concurrency: 16,
+            concurrency: 32,
             plan: PlanConfig::default(),
             max_backoff: Duration::from_secs(300),
         }

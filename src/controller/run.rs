@@ -78,17 +78,28 @@ pub async fn run(
     // wakes only one of several concurrent waiters, so it must not be awaited from many tasks.
     let (synced_tx, synced_rx) = tokio::sync::watch::channel(0u8);
     let synced_tx = Arc::new(synced_tx);
+    // The caches keep only what the decisions read (memory grows with the number of engines):
+    // Jobs are only looked up by name and owner; pods by labels and status.
     let (jobs, job_stream) = cached(
         api_for::<Job>(&client, ns),
         chaos.clone(),
         JOBS_SYNCED,
         &synced_tx,
+        |job: &mut Job| {
+            job.managed_fields_mut().clear();
+            job.spec = None;
+        },
     );
     let (pods, pod_stream) = cached(
         api_for::<Pod>(&client, ns),
         chaos.clone(),
         PODS_SYNCED,
         &synced_tx,
+        |pod: &mut Pod| {
+            pod.managed_fields_mut().clear();
+            pod.annotations_mut().clear();
+            pod.spec = None;
+        },
     );
     // litmus-go copies the pod's labels (chaosUID included) onto every ChaosResult it writes.
     let (results, result_stream) = cached(
@@ -96,6 +107,7 @@ pub async fn run(
         chaos.clone(),
         RESULTS_SYNCED,
         &synced_tx,
+        |r: &mut ChaosResult| r.managed_fields_mut().clear(),
     );
     let engine_writer = reflector::store::Writer::<DeserializeGuard<ChaosEngine>>::default();
     let engine_store = engine_writer.as_reader();
@@ -105,7 +117,13 @@ pub async fn run(
         watcher(
             api_for::<DeserializeGuard<ChaosEngine>>(&client, ns),
             watcher::Config::default(),
-        ),
+        )
+        .modify(|guard: &mut DeserializeGuard<ChaosEngine>| {
+            if let Ok(engine) = guard.0.as_mut() {
+                engine.managed_fields_mut().clear();
+                engine.annotations_mut().remove(LAST_APPLIED);
+            }
+        }),
     )
     .default_backoff()
     .inspect(move |ev| mark_synced(ev, ENGINES_SYNCED, &engine_tx))
@@ -172,6 +190,9 @@ pub async fn run(
     Ok(())
 }
 
+/// kubectl's copy of the whole object in an annotation: large and never read here.
+const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
 /// Longest a reconcile waits for the child caches' first list.
 const CACHE_SYNC_WAIT: Duration = Duration::from_secs(30);
 /// Longest the controller drains in-flight reconciles after the shutdown signal.
@@ -204,6 +225,7 @@ fn cached<K>(
     config: watcher::Config,
     bit: u8,
     synced: &Arc<tokio::sync::watch::Sender<u8>>,
+    trim: impl FnMut(&mut K) + Send + 'static,
 ) -> (
     reflector::Store<K>,
     impl futures::Stream<Item = Result<K, watcher::Error>> + Send + 'static,
@@ -219,7 +241,7 @@ where
 {
     let (store, writer) = reflector::store::<K>();
     let tx = synced.clone();
-    let stream = reflector::reflector(writer, watcher(api, config))
+    let stream = reflector::reflector(writer, watcher(api, config).modify(trim))
         .default_backoff()
         .inspect(move |ev| mark_synced(ev, bit, &tx))
         .touched_objects();
