@@ -696,7 +696,22 @@ class Bench:
                                                   **self.latency_stats(uf))
             self.checkpoint(f"{len(self.tr.created)}", a.idle_window)
         self.results["fake_errors"] = self.tr.fake_errors
+        self.save_samples()
         self.stop_controller()
+
+    def save_samples(self):
+        """300 objects of each cached kind, for bench/memprobe (heap cost per object)."""
+        d = os.path.join(self.a.workdir, "samples")
+        os.makedirs(d, exist_ok=True)
+        ns = self.ns
+        for name, path in (("engines", f"{GROUP}/namespaces/{ns}/chaosengines?limit=300"),
+                           ("jobs", f"/apis/batch/v1/namespaces/{ns}/jobs?labelSelector=chaosUID&limit=300"),
+                           ("pods", f"/api/v1/namespaces/{ns}/pods?labelSelector=chaosUID&limit=300"),
+                           ("results", f"{GROUP}/namespaces/{ns}/chaosresults?limit=300")):
+            st, r = self.k.req("GET", path)
+            if st == 200:
+                with open(os.path.join(d, f"{name}.json"), "w") as f:
+                    json.dump(r, f)
 
     def wait_ready_only(self, t0, timeout=120):
         deadline = time.time() + timeout

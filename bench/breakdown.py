@@ -24,6 +24,25 @@ def ts(s):
     return calendar.timegm(tuple(int(x) for x in (base[0:4], base[5:7], base[8:10], base[11:13], base[14:16], base[17:19])) + (0, 0, 0)) + (float(frac) if frac else 0.0)
 
 
+def failures(workdir):
+    """409 conflicts of reconcile passes, and engines whose Jobs/pods were delete_collection'ed."""
+    conflicts = other = 0
+    deleted = set()
+    for path in sorted(glob.glob(os.path.join(workdir, "controller-*.log"))):
+        for line in open(path, "rb"):
+            if b'"reconcile failed"' in line:
+                if b"Conflict" in line:
+                    conflicts += 1
+                else:
+                    other += 1
+            elif b'"requesting"' in line and b"DELETE" in line and b"/jobs?" in line and b"labelSelector" in line:
+                j = json.loads(line)
+                uid = next((s.get("chaosUID") for s in j.get("spans") or [] if s.get("chaosUID")), None)
+                if uid:
+                    deleted.add(uid)
+    return conflicts, other, deleted
+
+
 def parse_logs(workdir):
     first_req, job_post, lat = {}, {}, {}
     for path in sorted(glob.glob(os.path.join(workdir, "controller-*.log"))):
@@ -88,6 +107,12 @@ def main():
     for k, v in sorted(lat.items(), key=lambda kv: -len(kv[1])):
         if len(v) >= 5:
             out.append(f"| `{k}` | {len(v)} | {fmt(v)} |")
+    conflicts, other, deleted = failures(workdir)
+    done = [u for u in deleted if u in raw and raw[u].get("verdict")]
+    out += ["", f"Reconcile passes that failed: {conflicts} with 409 Conflict, {other} otherwise "
+            f"({len(raw)} engines). Engines whose Jobs and pods the controller deleted with "
+            f"delete_collection (an abort) although nobody aborted them: {len(deleted)} "
+            f"({len(done)} of them had their verdict recorded) — see §2 of the analysis."]
     print("\n".join(out) + "\n")
 
 

@@ -44,12 +44,15 @@ def render(r, machine, command):
                "so that kwok terminates its containers; every 10th engine's experiment never finishes "
                "(those stay *running*).")
     out.append("")
-    out.append(f"Reproduce: `{command}`" + (" (this file: `scripts/bench`; `--quick` writes target/bench/BENCHMARKS.quick.md)" if not quick else ""))
+    out.append(f"Reproduce: `{command}`" + (" (writes this file; `BENCH_REV=<commit>` benchmarks that commit instead of the working tree; "
+                                          "`scripts/bench --quick` writes target/bench/BENCHMARKS.quick.md)" if not quick else ""))
     out.append("")
     out.append("**Noise:** everything (etcd, apiserver, KCM, scheduler, kwok, the controller and the Python driver) "
                "shares one 2-core machine that colleagues use at the same time; latencies are client-side "
                "watch timestamps and include the driver's own scheduling delay. Treat the numbers as "
-               "upper bounds with ±30 % run-to-run noise, not as a lab measurement.")
+               "upper bounds, not as a lab measurement: between two full runs an hour apart (load average 6–8 "
+               "from other builds and test clusters) the latencies differed 2–10×, while memory, request counts "
+               "and the restart's request pattern reproduced within a few %.")
     out.append("")
     out.append("## Machine and versions")
     out.append("")

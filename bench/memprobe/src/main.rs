@@ -33,25 +33,29 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static A: Counting = Counting;
 
-fn measure<T>(label: &str, items: &[Value], f: impl Fn(Value) -> T) {
-    let input: Vec<Value> = items.to_vec();
-    let json: usize = input.iter().map(|v| v.to_string().len()).sum();
+/// Parses every JSON text into `T` (as a reflector does with a watch event) and reports the heap
+/// the kept objects hold; the texts are allocated before and freed after the window.
+fn measure<T>(label: &str, texts: &[String], f: impl Fn(&str) -> T) {
+    let json: usize = texts.iter().map(String::len).sum();
     let before = (LIVE.load(Relaxed), LIVE_MALLOC.load(Relaxed));
-    let mut kept = Vec::with_capacity(input.len());
-    // the input clones are freed as we go; only the converted objects stay
-    for v in input {
-        kept.push(f(v));
-    }
+    let kept: Vec<T> = texts.iter().map(|t| f(t)).collect();
     let after = (LIVE.load(Relaxed), LIVE_MALLOC.load(Relaxed));
-    let n = kept.len().max(1);
+    let n = kept.len().max(1) as f64;
     println!(
         "| {label} | {} | {:.1} KiB | {:.1} KiB | {:.1} KiB |",
         kept.len(),
-        json as f64 / n as f64 / 1024.0,
-        (after.0 - before.0) as f64 / n as f64 / 1024.0,
-        (after.1 - before.1) as f64 / n as f64 / 1024.0,
+        json as f64 / n / 1024.0,
+        after.0.wrapping_sub(before.0) as f64 / n / 1024.0,
+        after.1.wrapping_sub(before.1) as f64 / n / 1024.0,
     );
     drop(kept);
+}
+
+fn texts(items: &[Value], strip: bool) -> Vec<String> {
+    items
+        .iter()
+        .map(|v| if strip { strip_mf(v.clone()) } else { v.clone() }.to_string())
+        .collect()
 }
 
 fn strip_mf(mut v: Value) -> Value {
@@ -69,22 +73,27 @@ fn main() {
         v["items"].as_array().cloned().unwrap_or_default()
     };
     let (pods, jobs, engines, results) = (load("pods"), load("jobs"), load("engines"), load("results"));
-    println!("| object, shape | n | JSON per object | heap per object (requested) | heap per object (malloc chunks) |");
+    println!("| object, shape | n | JSON per object (as measured) | heap per object (requested) | heap per object (malloc chunks) |");
     println!("|---|---|---|---|---|");
-    measure("Pod, as cached now (full)", &pods, |v| serde_json::from_value::<Pod>(v).unwrap());
-    measure("Pod, without managedFields", &pods, |v| serde_json::from_value::<Pod>(strip_mf(v)).unwrap());
-    measure("Pod, without managedFields and spec", &pods, |v| {
-        let mut p: Pod = serde_json::from_value(strip_mf(v)).unwrap();
+    let (p, pm) = (texts(&pods, false), texts(&pods, true));
+    measure("Pod, as cached now (full)", &p, |t| serde_json::from_str::<Pod>(t).unwrap());
+    measure("Pod, without managedFields", &pm, |t| serde_json::from_str::<Pod>(t).unwrap());
+    measure("Pod, without managedFields and spec", &pm, |t| {
+        let mut p: Pod = serde_json::from_str(t).unwrap();
         p.spec = None;
         p
     });
-    measure("Job, as cached now (full)", &jobs, |v| serde_json::from_value::<Job>(v).unwrap());
-    measure("Job, without managedFields", &jobs, |v| serde_json::from_value::<Job>(strip_mf(v)).unwrap());
-    measure("Job, metadata only, without managedFields", &jobs, |v| {
-        serde_json::from_value::<ObjectMeta>(strip_mf(v)["metadata"].take()).unwrap()
+    let (j, jm) = (texts(&jobs, false), texts(&jobs, true));
+    measure("Job, as cached now (full)", &j, |t| serde_json::from_str::<Job>(t).unwrap());
+    measure("Job, without managedFields", &jm, |t| serde_json::from_str::<Job>(t).unwrap());
+    measure("Job, metadata only, without managedFields", &jm, |t| {
+        let mut v: Value = serde_json::from_str(t).unwrap();
+        serde_json::from_value::<ObjectMeta>(v["metadata"].take()).unwrap()
     });
-    measure("ChaosEngine as serde_json::Value (full)", &engines, |v| v);
-    measure("ChaosEngine as serde_json::Value, without managedFields", &engines, strip_mf);
-    measure("ChaosResult as serde_json::Value (full)", &results, |v| v);
-    measure("ChaosResult as serde_json::Value, without managedFields", &results, strip_mf);
+    let (e, em) = (texts(&engines, false), texts(&engines, true));
+    measure("ChaosEngine as serde_json::Value (full)", &e, |t| serde_json::from_str::<Value>(t).unwrap());
+    measure("ChaosEngine as serde_json::Value, without managedFields", &em, |t| serde_json::from_str::<Value>(t).unwrap());
+    let (r, rm) = (texts(&results, false), texts(&results, true));
+    measure("ChaosResult as serde_json::Value (full)", &r, |t| serde_json::from_str::<Value>(t).unwrap());
+    measure("ChaosResult as serde_json::Value, without managedFields", &rm, |t| serde_json::from_str::<Value>(t).unwrap());
 }
