@@ -272,17 +272,18 @@ impl Metrics {
         let Some(sources) = self.sources.get() else {
             return;
         };
-        let engines: Vec<Arc<DeserializeGuard<ChaosEngine>>> = sources.engines.state();
-        let engines: BTreeMap<(String, String), ChaosEngine> = engines
+        // References into the store's snapshot: no copy of every engine per scrape.
+        let snapshot: Vec<Arc<DeserializeGuard<ChaosEngine>>> = sources.engines.state();
+        let engines: BTreeMap<(&str, &str), &ChaosEngine> = snapshot
             .iter()
             .filter_map(|g| g.0.as_ref().ok())
             .map(|e| {
                 (
                     (
-                        e.metadata.namespace.clone().unwrap_or_default(),
-                        e.metadata.name.clone().unwrap_or_default(),
+                        e.metadata.namespace.as_deref().unwrap_or_default(),
+                        e.metadata.name.as_deref().unwrap_or_default(),
                     ),
-                    e.clone(),
+                    e,
                 )
             })
             .collect();
@@ -302,7 +303,7 @@ impl Metrics {
 
     fn refresh_exporter(
         &self,
-        engines: &BTreeMap<(String, String), ChaosEngine>,
+        engines: &BTreeMap<(&str, &str), &ChaosEngine>,
         results: &[Arc<ChaosResult>],
     ) {
         let e = &self.exporter;
@@ -313,7 +314,7 @@ impl Metrics {
         for r in results {
             let ns = r.metadata.namespace.clone().unwrap_or_default();
             let name = r.metadata.name.clone().unwrap_or_default();
-            let engine = engines.get(&(ns.clone(), r.spec.engine.clone()));
+            let engine = engines.get(&(ns.as_str(), r.spec.engine.as_str())).copied();
             let label = |k: &str| {
                 engine
                     .and_then(|e| e.metadata.labels.as_ref())

@@ -1,8 +1,11 @@
 //! The write step: executes a Decision's effects and persists its status, idempotently.
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Event, Pod};
+use std::sync::Arc;
+
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams, PropagationPolicy};
+use kube::runtime::reflector::ObjectRef;
 use serde_json::{Value, json};
 use tracing::{debug, info, warn};
 
@@ -17,17 +20,48 @@ use crate::engine::{Decision, Effect};
 /// Executes `decision` for `engine`: effects before the status, the status (only if changed),
 /// effects after it. The engine's resourceVersion is carried from write to write, so every engine
 /// write is conditional on the state the decision was made from.
-pub async fn apply(ctx: &Context, engine: &ChaosEngine, decision: &Decision) -> Result<(), Error> {
+pub async fn apply(
+    ctx: &Arc<Context>,
+    engine: &ChaosEngine,
+    decision: &Decision,
+) -> Result<(), Error> {
     let ns = engine.metadata.namespace.clone().unwrap_or_default();
     let mut current = engine.clone();
     for effect in &decision.before_status {
         run_effect(ctx, &ns, &mut current, effect).await?;
     }
     write_status(ctx, &mut current, &decision.status).await?;
-    for effect in &decision.after_status {
+    let (events, rest): (Vec<&Effect>, Vec<&Effect>) = decision
+        .after_status
+        .iter()
+        .partition(|e| matches!(e, Effect::Event(_)));
+    for effect in rest {
         run_effect(ctx, &ns, &mut current, effect).await?;
     }
+    remember_write(ctx, &current);
+    // Events are recorded off the reconcile slot, in order: they inform and are best effort, and
+    // awaiting them held each engine's slot for several more round trips.
+    if !events.is_empty() {
+        let events: Vec<Effect> = events.into_iter().cloned().collect();
+        let ctx = ctx.clone();
+        tokio::spawn(async move {
+            for effect in &events {
+                let _ = run_effect(&ctx, &ns, &mut current, effect).await;
+            }
+        });
+    }
     Ok(())
+}
+
+/// Remembers the resourceVersion of our last write to this engine, so a pass triggered before the
+/// watch has delivered it does not plan on the older version (and fail its precondition).
+fn remember_write(ctx: &Context, current: &ChaosEngine) {
+    if let (Some(rv), Ok(mut written)) = (
+        current.metadata.resource_version.clone(),
+        ctx.written.lock(),
+    ) {
+        written.insert(ObjectRef::from_obj(current), rv);
+    }
 }
 
 fn engines(ctx: &Context, ns: &str) -> Api<ChaosEngine> {
@@ -101,9 +135,16 @@ async fn write_status(
         return Ok(());
     }
     let mut desired = desired.clone();
-    desired.observed_generation = current.metadata.generation;
+    // The generation of the object as it is stored with this status. Without a status subresource
+    // this very write bumps it by one (our resourceVersion precondition rules out other writers);
+    // comparing it with metadata.generation later tells a user's edit from our own writes.
+    let generation = current.metadata.generation.map(|g| match ctx.status_mode {
+        StatusMode::Subresource => g,
+        StatusMode::MainResource => g + 1,
+    });
+    desired.observed_generation = generation;
     for c in &mut desired.conditions {
-        c.observed_generation = current.metadata.generation;
+        c.observed_generation = generation;
     }
     let name = current.metadata.name.clone().unwrap_or_default();
     let ns = current.metadata.namespace.clone().unwrap_or_default();

@@ -63,6 +63,8 @@ pub struct Context {
     pub caches: Caches,
     /// Engine UID → engine, so pods and results (linked only by the `chaosUID` label) find their engine.
     pub by_uid: Mutex<HashMap<String, ObjectRef<ChaosEngine>>>,
+    /// resourceVersion of our last write per engine (see `apply::remember_write`).
+    pub written: Mutex<HashMap<ObjectRef<ChaosEngine>, String>>,
     /// Consecutive failures per engine, for the capped exponential backoff.
     pub failures: Mutex<HashMap<ObjectRef<ChaosEngine>, u32>>,
     pub metrics: Arc<crate::metrics::Metrics>,

@@ -140,6 +140,7 @@ pub async fn run(
             synced: synced_rx.clone(),
         },
         by_uid: Mutex::new(HashMap::new()),
+        written: Mutex::new(HashMap::new()),
         failures: Mutex::new(HashMap::new()),
         metrics,
     });
@@ -200,6 +201,30 @@ const SHUTDOWN_DRAIN: Duration = Duration::from_secs(15);
 
 async fn stop_requested(mut rx: tokio::sync::watch::Receiver<bool>) {
     let _ = rx.wait_for(|stop| *stop).await;
+}
+
+/// Whether the cached engine is older than our last write to it. resourceVersions are opaque in
+/// general but etcd revisions in practice; when either does not parse, the cache is trusted.
+fn behind_our_write(ctx: &Context, engine: &ChaosEngine) -> bool {
+    let key = ObjectRef::from_obj(engine);
+    let Ok(mut written) = ctx.written.lock() else {
+        return false;
+    };
+    let Some(ours) = written.get(&key) else {
+        return false;
+    };
+    let seen = engine
+        .metadata
+        .resource_version
+        .as_deref()
+        .and_then(|v| v.parse::<u64>().ok());
+    match (seen, ours.parse::<u64>().ok()) {
+        (Some(seen), Some(ours)) if seen < ours => true,
+        _ => {
+            written.remove(&key);
+            false
+        }
+    }
 }
 
 const ENGINES_SYNCED: u8 = 1;
@@ -309,11 +334,14 @@ async fn reconcile(
     .await
 }
 
-async fn reconcile_engine(ctx: &Context, engine: &ChaosEngine) -> Result<Action, Error> {
+async fn reconcile_engine(ctx: &Arc<Context>, engine: &ChaosEngine) -> Result<Action, Error> {
     let uid = engine.uid().unwrap_or_default();
     if let Ok(mut index) = ctx.by_uid.lock() {
         if engine.metadata.deletion_timestamp.is_some() && engine.finalizers().is_empty() {
             index.remove(&uid);
+            if let Ok(mut written) = ctx.written.lock() {
+                written.remove(&ObjectRef::from_obj(engine));
+            }
         } else {
             index.insert(uid.clone(), ObjectRef::from_obj(engine));
         }
@@ -331,6 +359,11 @@ async fn reconcile_engine(ctx: &Context, engine: &ChaosEngine) -> Result<Action,
         Error::CacheNotReady("watches of Jobs, Pods and ChaosResults have not listed yet".into())
     })?
     .map_err(|e| Error::CacheNotReady(e.to_string()))?;
+    if behind_our_write(ctx, engine) {
+        // The watch has not delivered our last write yet: planning on this version would redo
+        // work and fail the write precondition. The watch event of that write requeues us anyway.
+        return Ok(Action::requeue(Duration::from_millis(100)));
+    }
     let now = Timestamp::now();
     let observed = observe(ctx, engine, now).await?;
     let decision = plan(engine, &observed, now, &ctx.settings.plan);

@@ -193,8 +193,10 @@ enum Situation {
     Idle,
     /// `active` and never initialized (or initialized by someone else): start a run.
     Start,
-    /// `active` after `completed` / `stopped`: clean up the last run, start afresh.
+    /// `active` after `completed` / `stopped` and a spec change: clean up the last run, start afresh.
     Restart,
+    /// `active` after `completed` / `stopped`, spec unchanged since: write the pending `stop`.
+    RestStopped,
     /// `active` and initialized: move the experiments on.
     Progress,
 }
@@ -219,7 +221,20 @@ fn situation(engine: &ChaosEngine) -> Situation {
         };
     }
     match status.engine_status.as_str() {
-        engine_status::COMPLETED | engine_status::STOPPED => Situation::Restart,
+        // `active` again after the run ended is a re-run only if the spec changed since the status
+        // was written (a user's edit bumps metadata.generation); otherwise the `stop` that follows
+        // the final status was not written yet (a crash, or a pass on the status-write event).
+        engine_status::COMPLETED | engine_status::STOPPED => {
+            let changed_since = match (engine.metadata.generation, status.observed_generation) {
+                (Some(g), Some(o)) => g > o,
+                _ => true,
+            };
+            if changed_since {
+                Situation::Restart
+            } else {
+                Situation::RestStopped
+            }
+        }
         engine_status::INITIALIZED if status.run_id.is_some() => Situation::Progress,
         _ => Situation::Start,
     }
@@ -289,6 +304,9 @@ pub fn plan(
         Situation::Idle => {}
         Situation::Start => p.start(),
         Situation::Restart => p.restart(),
+        Situation::RestStopped => p.after.push(Effect::StopEngine {
+            clear_abort: engine.abort_requested(),
+        }),
         Situation::Progress => p.progress(),
     }
     p.finish()
@@ -1048,9 +1066,10 @@ impl<'a> Planner<'a> {
 
     fn complete(&mut self) {
         if self.engine.wants_active() {
-            // Written before the status: a crash in between leaves `stop` + all experiments ended,
-            // which the next pass completes (never `active` + `completed`, which would re-run).
-            self.before.push(Effect::StopEngine { clear_abort: false });
+            // Written after the status: an engine version with `stop` but experiments still
+            // running would read as an abort. A crash in between leaves `active` + `completed` with
+            // an unchanged generation, which the next pass finishes (Situation::RestStopped).
+            self.after.push(Effect::StopEngine { clear_abort: false });
         }
         self.status.engine_status = engine_status::COMPLETED.into();
         self.status.phase = EnginePhase::Completed.as_str().into();

@@ -351,7 +351,7 @@ fn missing_experiment_is_reported_and_engine_completes() {
     assert_eq!(d.status.engine_status, "completed");
     assert_eq!(d.status.verdict, "Fail");
     assert!(
-        d.before_status
+        d.after_status
             .contains(&Effect::StopEngine { clear_abort: false })
     );
     assert!(ev.iter().any(|e| e.reason == "ChaosEngineCompleted"
@@ -1465,4 +1465,41 @@ fn stop_on_failure_aborts_running_and_cancels_pending() {
     assert!(d.before_status.contains(&Effect::DeleteJob { name: jb }));
     assert_eq!(d.status.engine_status, "completed");
     assert_eq!(d.status.verdict, "Fail");
+}
+
+#[test]
+fn stop_is_written_after_the_final_status_and_a_missed_stop_is_not_a_rerun() {
+    let (e, job) = launched();
+    let o = Observed {
+        results: vec![result(&job, "Pass", "Completed")],
+        ..Default::default()
+    };
+    let d = plan(&e, &o, later(10), &cfg());
+    assert_eq!(d.status.engine_status, "completed");
+    // Never an engine version with `stop` while its experiments still look running.
+    assert!(
+        !d.before_status
+            .iter()
+            .any(|x| matches!(x, Effect::StopEngine { .. }))
+    );
+    assert!(
+        d.after_status
+            .contains(&Effect::StopEngine { clear_abort: false })
+    );
+    // The controller died before writing `stop`: the status was stamped with the generation it
+    // was written at, the spec did not change since, so only the `stop` is written now.
+    let mut e = e;
+    e.status = Some(d.status.clone());
+    e.status.as_mut().unwrap().observed_generation = e.metadata.generation;
+    let d = plan(&e, &Observed::default(), later(20), &cfg());
+    assert_eq!(
+        d.after_status,
+        vec![Effect::StopEngine { clear_abort: false }]
+    );
+    assert!(d.before_status.is_empty(), "no re-run, no cleanup");
+    assert_eq!(d.status.engine_status, "completed");
+    // A user's `active` bumps the generation: that is a re-run.
+    e.metadata.generation = e.metadata.generation.map(|g| g + 2);
+    let d = plan(&e, &Observed::default(), later(30), &cfg());
+    assert_eq!(d.status.engine_status, "initialized");
 }
