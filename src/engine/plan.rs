@@ -442,9 +442,7 @@ impl<'a> Planner<'a> {
 
     fn restart(&mut self) {
         let was_stopped = self.status.engine_status == engine_status::STOPPED;
-        self.before.push(Effect::DeleteChaosResources {
-            grace_seconds: self.grace(),
-        });
+        self.sweep_once();
         if was_stopped {
             self.event(EventSpec::operator(
                 EventType::Normal,
@@ -463,6 +461,19 @@ impl<'a> Planner<'a> {
                 self.engine.runner_name()
             ),
         ));
+    }
+
+    /// Deletes every Job and Pod labelled with the engine's chaosUID, once per pass.
+    fn sweep_once(&mut self) {
+        if !self
+            .before
+            .iter()
+            .any(|e| matches!(e, Effect::DeleteChaosResources { .. }))
+        {
+            self.before.push(Effect::DeleteChaosResources {
+                grace_seconds: self.grace(),
+            });
+        }
     }
 
     fn grace(&self) -> Option<i64> {
@@ -1095,9 +1106,7 @@ impl<'a> Planner<'a> {
     fn abort(&mut self) {
         let deleting = self.engine.metadata.deletion_timestamp.is_some();
         if self.status.phase != EnginePhase::Aborting.as_str() {
-            self.before.push(Effect::DeleteChaosResources {
-                grace_seconds: self.grace(),
-            });
+            self.sweep_once();
             self.status.phase = EnginePhase::Aborting.as_str().into();
             self.status.aborted_at = Some(stamp(self.now));
             self.status.message = if deleting {
@@ -1139,15 +1148,8 @@ impl<'a> Planner<'a> {
                         .jobs
                         .iter()
                         .any(|j| j.metadata.deletion_timestamp.is_none());
-                if unmarked
-                    && !self
-                        .before
-                        .iter()
-                        .any(|e| matches!(e, Effect::DeleteChaosResources { .. }))
-                {
-                    self.before.push(Effect::DeleteChaosResources {
-                        grace_seconds: self.grace(),
-                    });
+                if unmarked {
+                    self.sweep_once();
                 }
                 self.wake(deadline);
             }
@@ -1161,15 +1163,7 @@ impl<'a> Planner<'a> {
         {
             // A Job may still get a pod that is not in our cache yet: sweep and look again once
             // the watch shows the Job gone.
-            if !self
-                .before
-                .iter()
-                .any(|e| matches!(e, Effect::DeleteChaosResources { .. }))
-            {
-                self.before.push(Effect::DeleteChaosResources {
-                    grace_seconds: self.grace(),
-                });
-            }
+            self.sweep_once();
             self.wake(deadline);
             return;
         }
