@@ -4,7 +4,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use chaos_conductor::api::{ChaosEngine, Execution};
+use chaos_conductor::api::{ChaosEngine, Execution, ExperimentStatus};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{ListParams, Patch, PatchParams};
 use serde_json::json;
@@ -56,28 +56,33 @@ async fn run_to(env: &TestEnv, name: &str, states: &[&str]) -> (ChaosEngine, usi
     (e, max_alive)
 }
 
-fn launched_at(e: &ChaosEngine, exp: &str) -> Timestamp {
-    let x = e
-        .status
+/// An experiment's entry in the engine status.
+fn entry<'a>(e: &'a ChaosEngine, exp: &str) -> &'a ExperimentStatus {
+    e.status
         .as_ref()
         .unwrap()
         .experiments
         .iter()
         .find(|x| x.name == exp)
-        .unwrap();
-    x.launched_at.as_deref().expect("launched").parse().unwrap()
+        .unwrap()
+}
+
+fn launched_at(e: &ChaosEngine, exp: &str) -> Timestamp {
+    entry(e, exp)
+        .launched_at
+        .as_deref()
+        .expect("launched")
+        .parse()
+        .unwrap()
 }
 
 fn finished_at(e: &ChaosEngine, exp: &str) -> Timestamp {
-    let x = e
-        .status
-        .as_ref()
+    entry(e, exp)
+        .finished_at
+        .as_deref()
+        .expect("finished")
+        .parse()
         .unwrap()
-        .experiments
-        .iter()
-        .find(|x| x.name == exp)
-        .unwrap();
-    x.finished_at.as_deref().expect("finished").parse().unwrap()
 }
 
 #[tokio::test]

@@ -584,7 +584,6 @@ impl<'a> Planner<'a> {
             .find(|e| ExperimentPhase::parse(&e.phase).is_terminal() && e.verdict != verdict::PASS)
             .map(|e| e.name.clone())
             .unwrap_or_default();
-        let now = stamp(self.now);
         for i in 0..self.status.experiments.len() {
             if !ExperimentPhase::parse(&self.status.experiments[i].phase).is_active() {
                 continue;
@@ -592,14 +591,7 @@ impl<'a> Planner<'a> {
             let job = self.status.experiments[i].job_name.clone();
             self.before.push(Effect::DeleteJob { name: job });
             let why = format!("aborted: experiment {failed} did not pass and stopOnFailure is set");
-            let now = now.clone();
-            self.update_entry(i, |e| {
-                e.status = experiment_status::ABORTED.into();
-                e.verdict = verdict::STOPPED.into();
-                e.phase = ExperimentPhase::Aborted.as_str().into();
-                e.message = why;
-                e.finished_at.get_or_insert(now);
-            });
+            self.abort_entry(i, None, Some(why));
         }
     }
 
@@ -661,18 +653,55 @@ impl<'a> Planner<'a> {
         }
     }
 
+    /// Ends an entry: Litmus's status and verdict, our phase, optionally the pod and why, and the
+    /// end time (set once).
+    fn end_entry(
+        &mut self,
+        i: usize,
+        status: &str,
+        verdict: &str,
+        phase: ExperimentPhase,
+        pod: Option<String>,
+        message: Option<String>,
+    ) {
+        let now = stamp(self.now);
+        self.update_entry(i, |e| {
+            if let Some(pod) = pod {
+                e.experiment_pod = pod;
+            }
+            e.status = status.into();
+            e.verdict = verdict.into();
+            e.phase = phase.as_str().into();
+            if let Some(message) = message {
+                e.message = message;
+            }
+            e.finished_at.get_or_insert(now);
+        });
+    }
+
+    /// Ends an entry as aborted (Litmus: `Forcefully Aborted` / `Stopped`).
+    fn abort_entry(&mut self, i: usize, pod: Option<String>, message: Option<String>) {
+        self.end_entry(
+            i,
+            experiment_status::ABORTED,
+            verdict::STOPPED,
+            ExperimentPhase::Aborted,
+            pod,
+            message,
+        );
+    }
+
     /// Ends an experiment that never got a Job (validation failure).
     fn end_not_launched(&mut self, i: usize, status: &str, why: String, reason: Option<&str>) {
         let name = self.status.experiments[i].name.clone();
-        let now = stamp(self.now);
-        self.update_entry(i, |e| {
-            e.experiment_pod = experiment_pod::NOT_AVAILABLE.into();
-            e.status = status.into();
-            e.verdict = verdict::FAIL.into();
-            e.phase = ExperimentPhase::Skipped.as_str().into();
-            e.message = why.clone();
-            e.finished_at.get_or_insert(now);
-        });
+        self.end_entry(
+            i,
+            status,
+            verdict::FAIL,
+            ExperimentPhase::Skipped,
+            Some(experiment_pod::NOT_AVAILABLE.into()),
+            Some(why),
+        );
         let reason = reason.unwrap_or("ExperimentDependencyCheck");
         self.event(EventSpec::runner(
             &name,
@@ -907,16 +936,8 @@ impl<'a> Planner<'a> {
         {
             // Deleted from outside (e.g. its namespace is being deleted): the experiment caught
             // SIGTERM and recorded Stopped; that is an abort, not a failed experiment.
-            let now = stamp(self.now);
-            self.update_entry(i, |e| {
-                e.experiment_pod = pod_name.clone();
-                e.status = experiment_status::ABORTED.into();
-                e.verdict = verdict::STOPPED.into();
-                e.phase = ExperimentPhase::Aborted.as_str().into();
-                e.message =
-                    format!("experiment pod {pod_name} was deleted; the experiment stopped");
-                e.finished_at.get_or_insert(now);
-            });
+            let why = format!("experiment pod {pod_name} was deleted; the experiment stopped");
+            self.abort_entry(i, Some(pod_name), Some(why));
             return;
         }
         if pod_phase == "Failed" {
@@ -1028,16 +1049,14 @@ impl<'a> Planner<'a> {
     /// Records a verdict and cleans up per `jobCleanUpPolicy`.
     fn record_verdict(&mut self, i: usize, v: String, pod: Option<String>) {
         let entry = self.status.experiments[i].clone();
-        let now = stamp(self.now);
-        self.update_entry(i, |e| {
-            if let Some(pod) = pod {
-                e.experiment_pod = pod;
-            }
-            e.status = experiment_status::COMPLETED.into();
-            e.verdict = v;
-            e.phase = ExperimentPhase::Done.as_str().into();
-            e.finished_at.get_or_insert(now);
-        });
+        self.end_entry(
+            i,
+            experiment_status::COMPLETED,
+            &v,
+            ExperimentPhase::Done,
+            pod,
+            None,
+        );
         let delete = self.engine.spec.job_clean_up_policy.as_deref() == Some("delete");
         let message = if delete {
             self.before.push(Effect::DeleteJob {
@@ -1058,14 +1077,14 @@ impl<'a> Planner<'a> {
     /// Ends a launched experiment that did not complete normally (Litmus: `Skipped` / `Fail`).
     fn end_launched(&mut self, i: usize, why: String, reason: &str) {
         let name = self.status.experiments[i].name.clone();
-        let now = stamp(self.now);
-        self.update_entry(i, |e| {
-            e.status = experiment_status::SKIPPED.into();
-            e.verdict = verdict::FAIL.into();
-            e.phase = ExperimentPhase::Failed.as_str().into();
-            e.message = why.clone();
-            e.finished_at.get_or_insert(now);
-        });
+        self.end_entry(
+            i,
+            experiment_status::SKIPPED,
+            verdict::FAIL,
+            ExperimentPhase::Failed,
+            None,
+            Some(why.clone()),
+        );
         self.event(EventSpec::runner(
             &name,
             EventType::Warning,
@@ -1174,23 +1193,17 @@ impl<'a> Planner<'a> {
                 self.before.push(Effect::ReplaceResult(Box::new(updated)));
             }
         }
-        let now = stamp(self.now);
         for i in 0..self.status.experiments.len() {
-            let phase = ExperimentPhase::parse(&self.status.experiments[i].phase);
-            if !phase.is_terminal() {
-                let now = now.clone();
-                self.update_entry(i, |e| {
-                    e.status = experiment_status::ABORTED.into();
-                    e.verdict = verdict::STOPPED.into();
-                    e.phase = ExperimentPhase::Aborted.as_str().into();
-                    e.finished_at.get_or_insert(now);
-                });
+            if !ExperimentPhase::parse(&self.status.experiments[i].phase).is_terminal() {
+                self.abort_entry(i, None, None);
             }
         }
         self.status.engine_status = engine_status::STOPPED.into();
         self.status.phase = EnginePhase::Stopped.as_str().into();
         self.status.verdict = summary_verdict(&self.status.experiments);
-        self.status.finished_at.get_or_insert(now);
+        self.status
+            .finished_at
+            .get_or_insert_with(|| stamp(self.now));
         self.status.message = "chaos resources removed".into();
         self.event(EventSpec::operator(
             EventType::Normal,
