@@ -1,0 +1,189 @@
+//! Issue 11 item 1: a leader paused (SIGSTOP) for longer than its Lease, then resumed, must not act
+//! on the Lease it lost. Two replicas of the real binary on one short Lease run 30 engines whose
+//! experiments take a few seconds with `jobCleanUpPolicy: delete`; the leader is paused past the
+//! Lease and resumed, three times. A watch counts Job uids per `chaosUID` over the whole test:
+//! a stale leader re-creating a Job that the new leader already ran and deleted shows up as a
+//! second uid for the same run.
+mod support;
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use chaos_conductor::api::ChaosEngine;
+use k8s_openapi::api::coordination::v1::Lease;
+use kube::ResourceExt;
+use kube::api::{Api, ListParams};
+use support::controller::ControllerProcess;
+use support::watch::JobUids;
+use support::*;
+
+const ENGINES: usize = 30;
+const EXPERIMENTS: [&str; 2] = ["pod-delete", "container-kill"];
+const LEASE_SECONDS: u64 = 4;
+const PAUSES: usize = 3;
+/// Longer than the Lease, so the standby takes over while the leader is frozen.
+const PAUSE: Duration = Duration::from_secs(9);
+/// Bound on the whole run after the last resume.
+const SETTLE: Duration = Duration::from_secs(150);
+const LEASE: &str = "cc-leader-pause";
+
+async fn lease_holder(env: &TestEnv) -> Option<String> {
+    let leases: Api<Lease> = env.api();
+    leases
+        .get_opt(LEASE)
+        .await
+        .ok()
+        .flatten()
+        .and_then(|l| l.spec)
+        .and_then(|s| s.holder_identity)
+}
+
+fn replica(env: &TestEnv, id: &str) -> ControllerProcess {
+    let secs = LEASE_SECONDS.to_string();
+    ControllerProcess::start(
+        env.ns(),
+        &format!("leader-pause-{}-{id}", env.ns()),
+        &[
+            "--leader-elect",
+            "--leader-election-namespace",
+            env.ns(),
+            "--lease-name",
+            LEASE,
+            "--lease-duration-seconds",
+            &secs,
+            "--identity",
+            id,
+        ],
+    )
+}
+
+fn completed(e: &ChaosEngine) -> bool {
+    e.status
+        .as_ref()
+        .is_some_and(|s| s.engine_status == "completed")
+}
+
+#[tokio::test]
+async fn paused_leader_never_launches_twice_nor_leaves_jobs() {
+    let env = setup("leader-pause", &EXPERIMENTS).await;
+    let fake = FakeExperiment::start(
+        env.client(),
+        env.ns(),
+        Behaviour::all(ExperimentBehaviour::pass().run_time(secs(3))),
+    );
+    let jobs = JobUids::start(env.client(), env.ns()).await;
+    let mut replicas: BTreeMap<&str, ControllerProcess> = BTreeMap::new();
+    replicas.insert("replica-a", replica(&env, "replica-a"));
+    env.wait_for(
+        "replica-a holds the Lease",
+        secs(60),
+        async || match lease_holder(&env).await {
+            Some(h) if h == "replica-a" => Ok(()),
+            other => Err(anyhow::anyhow!("holder {other:?}")),
+        },
+    )
+    .await;
+    replicas.insert("replica-b", replica(&env, "replica-b"));
+
+    let mut uids: BTreeMap<String, String> = BTreeMap::new();
+    for i in 0..ENGINES {
+        let mut b = EngineBuilder::new(&format!("pause-{i}"))
+            .service_account(SAMPLE_SA)
+            .job_cleanup_policy(Some("delete"));
+        for x in EXPERIMENTS {
+            b = b.experiment(x);
+        }
+        let e = env.create(&b.build()).await;
+        uids.insert(e.uid().unwrap_or_default(), e.name_any());
+    }
+
+    let mut pauses = Vec::new();
+    for round in 0..PAUSES {
+        tokio::time::sleep(secs(2)).await;
+        let Some(holder) = lease_holder(&env).await else {
+            panic!("round {round}: nobody holds the Lease");
+        };
+        let leader = replicas
+            .get(holder.as_str())
+            .unwrap_or_else(|| panic!("unknown holder {holder}"));
+        let jobs_before = jobs.total();
+        leader.signal("STOP");
+        let stopped = Instant::now();
+        tokio::time::sleep(PAUSE).await;
+        leader.signal("CONT");
+        let after = lease_holder(&env).await;
+        eprintln!(
+            "[leader-pause] round {round}: paused {holder} for {:.1?}; holder now {after:?}; Jobs seen {jobs_before} -> {}",
+            stopped.elapsed(),
+            jobs.total()
+        );
+        pauses.push((holder, after));
+    }
+
+    // Every engine ends; the fake keeps passing whatever Job appears.
+    let api = env.engines();
+    let deadline = Instant::now() + SETTLE;
+    let mut stuck: Vec<String>;
+    loop {
+        let all = api
+            .list(&ListParams::default())
+            .await
+            .expect("list engines");
+        stuck = all
+            .items
+            .iter()
+            .filter(|e| !completed(e))
+            .map(|e| e.name_any())
+            .collect();
+        if stuck.is_empty() || Instant::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    // Longer than a Lease and a launch: a stale replica's late Job would be here by now.
+    tokio::time::sleep(secs(LEASE_SECONDS + 6)).await;
+    let leftover: Vec<String> = env
+        .jobs()
+        .list(&ListParams::default().labels("chaosUID"))
+        .await
+        .expect("list Jobs")
+        .items
+        .iter()
+        .map(|j| j.name_any())
+        .collect();
+    let (duplicates, detail) = jobs.duplicates(|uid| {
+        if uids.contains_key(uid) {
+            EXPERIMENTS.len()
+        } else {
+            0
+        }
+    });
+    println!(
+        "MEASURED leader-pause: duplicate_jobs={duplicates} leftover_jobs={} stuck_engines={} (engines={ENGINES} experiments_each={} jobs_seen={} pods_played={} pauses={pauses:?})",
+        leftover.len(),
+        stuck.len(),
+        EXPERIMENTS.len(),
+        jobs.total(),
+        fake.seen().len()
+    );
+    assert!(
+        jobs.total() >= ENGINES * EXPERIMENTS.len(),
+        "the test saw only {} Jobs: it did not exercise the run",
+        jobs.total()
+    );
+    assert!(
+        pauses
+            .iter()
+            .any(|(before, after)| after.as_ref() != Some(before)),
+        "the Lease never changed hands during a pause: the test did not exercise a takeover"
+    );
+    assert_eq!(duplicates, 0, "duplicate Jobs:\n{}", detail.join("\n"));
+    assert!(leftover.is_empty(), "leftover Jobs: {leftover:?}");
+    assert!(stuck.is_empty(), "engines not completed: {stuck:?}");
+    for r in replicas.values_mut() {
+        assert!(!r.exited(), "a replica exited:\n{}", r.log_text());
+    }
+    // While the replicas run: they remove the engines' finalizers.
+    env.cleanup().await;
+    drop(replicas);
+}
