@@ -34,7 +34,7 @@ async fn a_thousand_missing_experiments_are_skipped_in_one_go() {
         .await;
     let api = env.engines();
     let bound = Duration::from_secs(60);
-    let mut last = (0usize, String::new());
+    let mut last: (usize, String);
     let done = loop {
         let e = api.get("thousand").await.expect("engine");
         let st = e.status.clone().unwrap_or_default();

@@ -57,6 +57,20 @@ fn replica(env: &TestEnv, id: &str) -> ControllerProcess {
     )
 }
 
+/// Restarts replicas that exited, as their Deployment would (a replica that loses the Lease while
+/// leading exits on purpose so that a fresh process stands by). Returns how many it restarted.
+fn supervise(env: &TestEnv, replicas: &mut BTreeMap<&'static str, ControllerProcess>) -> usize {
+    let mut restarted = 0;
+    for (id, r) in replicas.iter_mut() {
+        if r.exited() {
+            eprintln!("[leader-pause] {id} exited; restarting it");
+            *r = replica(env, id);
+            restarted += 1;
+        }
+    }
+    restarted
+}
+
 fn completed(e: &ChaosEngine) -> bool {
     e.status
         .as_ref()
@@ -72,7 +86,8 @@ async fn paused_leader_never_launches_twice_nor_leaves_jobs() {
         Behaviour::all(ExperimentBehaviour::pass().run_time(secs(3))),
     );
     let jobs = JobUids::start(env.client(), env.ns()).await;
-    let mut replicas: BTreeMap<&str, ControllerProcess> = BTreeMap::new();
+    let mut replicas: BTreeMap<&'static str, ControllerProcess> = BTreeMap::new();
+    let mut restarts = 0;
     replicas.insert("replica-a", replica(&env, "replica-a"));
     env.wait_for(
         "replica-a holds the Lease",
@@ -100,6 +115,7 @@ async fn paused_leader_never_launches_twice_nor_leaves_jobs() {
     let mut pauses = Vec::new();
     for round in 0..PAUSES {
         tokio::time::sleep(secs(2)).await;
+        restarts += supervise(&env, &mut replicas);
         let Some(holder) = lease_holder(&env).await else {
             panic!("round {round}: nobody holds the Lease");
         };
@@ -138,10 +154,12 @@ async fn paused_leader_never_launches_twice_nor_leaves_jobs() {
         if stuck.is_empty() || Instant::now() > deadline {
             break;
         }
+        restarts += supervise(&env, &mut replicas);
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     // Longer than a Lease and a launch: a stale replica's late Job would be here by now.
     tokio::time::sleep(secs(LEASE_SECONDS + 6)).await;
+    restarts += supervise(&env, &mut replicas);
     let leftover: Vec<String> = env
         .jobs()
         .list(&ListParams::default().labels("chaosUID"))
@@ -159,7 +177,7 @@ async fn paused_leader_never_launches_twice_nor_leaves_jobs() {
         }
     });
     println!(
-        "MEASURED leader-pause: duplicate_jobs={duplicates} leftover_jobs={} stuck_engines={} (engines={ENGINES} experiments_each={} jobs_seen={} pods_played={} pauses={pauses:?})",
+        "MEASURED leader-pause: duplicate_jobs={duplicates} leftover_jobs={} stuck_engines={} (restarts={restarts} engines={ENGINES} experiments_each={} jobs_seen={} pods_played={} pauses={pauses:?})",
         leftover.len(),
         stuck.len(),
         EXPERIMENTS.len(),
@@ -180,9 +198,6 @@ async fn paused_leader_never_launches_twice_nor_leaves_jobs() {
     assert_eq!(duplicates, 0, "duplicate Jobs:\n{}", detail.join("\n"));
     assert!(leftover.is_empty(), "leftover Jobs: {leftover:?}");
     assert!(stuck.is_empty(), "engines not completed: {stuck:?}");
-    for r in replicas.values_mut() {
-        assert!(!r.exited(), "a replica exited:\n{}", r.log_text());
-    }
     // While the replicas run: they remove the engines' finalizers.
     env.cleanup().await;
     drop(replicas);
