@@ -99,11 +99,24 @@ async fn a_result_not_written_by_this_run_is_no_verdict() {
             .find(|x| x.name == *experiment)
             .cloned()
             .unwrap_or_default();
-        let missing = env
-            .engine_events(name)
-            .await
-            .into_iter()
-            .find(|ev| ev.reason == "ExperimentVerdictMissing");
+        // The Event may follow the status write by a moment.
+        let missing = try_wait_for(
+            &format!("{name}: ExperimentVerdictMissing"),
+            if *want == "Error" {
+                Duration::from_secs(10)
+            } else {
+                Duration::from_secs(1)
+            },
+            async || {
+                env.engine_events(name)
+                    .await
+                    .into_iter()
+                    .find(|ev| ev.reason == "ExperimentVerdictMissing")
+                    .ok_or_else(|| anyhow::anyhow!("not yet"))
+            },
+        )
+        .await
+        .ok();
         report.push(format!(
             "{name}: stale={stale} experiment_verdict={} engine_verdict={} message={:?} verdict_missing_event={:?}",
             entry.verdict,
