@@ -1,6 +1,6 @@
 //! Issue 11 item 1: a leader paused (SIGSTOP) for longer than its Lease, then resumed, must not act
 //! on the Lease it lost. Two replicas of the real binary on one short Lease run 30 engines whose
-//! experiments take a few seconds with `jobCleanUpPolicy: delete`; the leader is paused past the
+//! 5 sequential experiments take 2 s each with `jobCleanUpPolicy: delete`; the leader is paused past the
 //! Lease and resumed, three times. A watch counts Job uids per `chaosUID` over the whole test:
 //! a stale leader re-creating a Job that the new leader already ran and deleted shows up as a
 //! second uid for the same run.
@@ -18,13 +18,27 @@ use support::watch::JobUids;
 use support::*;
 
 const ENGINES: usize = 30;
-const EXPERIMENTS: [&str; 2] = ["pod-delete", "container-kill"];
+/// Enough sequential work per engine that every pause round lands in the middle of launches.
+const EXPERIMENTS: [&str; 5] = [
+    "pod-delete",
+    "container-kill",
+    "pod-cpu-hog",
+    "pod-memory-hog",
+    "disk-fill",
+];
+/// Each experiment's run: short, so that a paused leader's view goes stale while the new leader
+/// runs the next experiments to their end (and deletes their Jobs).
+const RUN_TIME: Duration = Duration::from_secs(2);
 const LEASE_SECONDS: u64 = 4;
 const PAUSES: usize = 3;
-/// Longer than the Lease, so the standby takes over while the leader is frozen.
-const PAUSE: Duration = Duration::from_secs(9);
+/// Well beyond the Lease: the standby takes over and finishes what the frozen leader was about to
+/// launch, so the frozen leader wakes up with a view in which those launches are still due.
+const PAUSE: Duration = Duration::from_secs(14);
+/// Pause this long after a leader starts, when it is busy ending experiments and launching the
+/// next ones (the first Jobs run RUN_TIME).
+const PAUSE_AT: Duration = Duration::from_millis(2500);
 /// Bound on the whole run after the last resume.
-const SETTLE: Duration = Duration::from_secs(150);
+const SETTLE: Duration = Duration::from_secs(180);
 const LEASE: &str = "cc-leader-pause";
 
 async fn lease_holder(env: &TestEnv) -> Option<String> {
@@ -83,7 +97,7 @@ async fn paused_leader_never_launches_twice_nor_leaves_jobs() {
     let fake = FakeExperiment::start(
         env.client(),
         env.ns(),
-        Behaviour::all(ExperimentBehaviour::pass().run_time(secs(3))),
+        Behaviour::all(ExperimentBehaviour::pass().run_time(RUN_TIME)),
     );
     let jobs = JobUids::start(env.client(), env.ns()).await;
     let mut replicas: BTreeMap<&'static str, ControllerProcess> = BTreeMap::new();
@@ -114,7 +128,7 @@ async fn paused_leader_never_launches_twice_nor_leaves_jobs() {
 
     let mut pauses = Vec::new();
     for round in 0..PAUSES {
-        tokio::time::sleep(secs(2)).await;
+        tokio::time::sleep(PAUSE_AT).await;
         restarts += supervise(&env, &mut replicas);
         let Some(holder) = lease_holder(&env).await else {
             panic!("round {round}: nobody holds the Lease");
