@@ -34,8 +34,7 @@ const PAUSES: usize = 3;
 /// Well beyond the Lease: the standby takes over and finishes what the frozen leader was about to
 /// launch, so the frozen leader wakes up with a view in which those launches are still due.
 const PAUSE: Duration = Duration::from_secs(14);
-/// Pause this long after a leader starts, when it is busy ending experiments and launching the
-/// next ones (the first Jobs run RUN_TIME).
+/// Both replicas run at least this long before a pause.
 const PAUSE_AT: Duration = Duration::from_millis(2500);
 /// Bound on the whole run after the last resume.
 const SETTLE: Duration = Duration::from_secs(180);
@@ -128,22 +127,53 @@ async fn paused_leader_never_launches_twice_nor_leaves_jobs() {
 
     let mut pauses = Vec::new();
     for round in 0..PAUSES {
-        tokio::time::sleep(PAUSE_AT).await;
-        restarts += supervise(&env, &mut replicas);
+        // Both replicas up (one may have exited after losing the Lease) for a while, so the
+        // other one stands by when the leader freezes.
+        let settle = Instant::now();
+        while settle.elapsed() < PAUSE_AT {
+            restarts += supervise(&env, &mut replicas);
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
         let Some(holder) = lease_holder(&env).await else {
             panic!("round {round}: nobody holds the Lease");
         };
+        // Freeze the leader in the middle of a burst of launches: some of its reconciles have
+        // decided to create a Job and not yet sent the create.
+        let base = jobs.total();
+        let burst = Instant::now();
+        while jobs.total() < base + 3 && burst.elapsed() < Duration::from_secs(20) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let jobs_before = jobs.total();
         let leader = replicas
             .get(holder.as_str())
             .unwrap_or_else(|| panic!("unknown holder {holder}"));
-        let jobs_before = jobs.total();
         leader.signal("STOP");
         let stopped = Instant::now();
-        tokio::time::sleep(PAUSE).await;
-        leader.signal("CONT");
+        let other: Vec<&'static str> = replicas
+            .keys()
+            .copied()
+            .filter(|id| *id != holder.as_str())
+            .collect();
+        while stopped.elapsed() < PAUSE {
+            // The standby may restart meanwhile; never the frozen leader (it cannot exit).
+            for id in &other {
+                if let Some(r) = replicas.get_mut(id)
+                    && r.exited()
+                {
+                    eprintln!("[leader-pause] {id} exited during the pause; restarting it");
+                    *r = replica(&env, id);
+                    restarts += 1;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        if let Some(leader) = replicas.get(holder.as_str()) {
+            leader.signal("CONT");
+        }
         let after = lease_holder(&env).await;
         eprintln!(
-            "[leader-pause] round {round}: paused {holder} for {:.1?}; holder now {after:?}; Jobs seen {jobs_before} -> {}",
+            "[leader-pause] round {round}: paused {holder} for {:.1?} (at {jobs_before} Jobs seen); holder now {after:?}; Jobs seen now {}",
             stopped.elapsed(),
             jobs.total()
         );
