@@ -15,13 +15,13 @@ use super::job::{self, JobIdentity, RenderError};
 use super::phase::{EnginePhase, ExperimentPhase};
 use super::random;
 use super::schedule::{self, Start};
+use crate::api::limits;
 use crate::api::{
     ChaosEngine, ChaosEngineStatus, ChaosExperiment, ChaosResult, ExperimentStatus, engine_status,
     experiment_pod, experiment_status, result_name, result_phase, verdict,
 };
 
-/// Most per-iteration records kept in `status.runs` (the oldest are folded into totals).
-pub const MAX_RUN_RECORDS: usize = 100;
+pub use crate::api::limits::MAX_RUN_RECORDS;
 
 /// Tunables of the decision.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -93,6 +93,20 @@ pub fn engine_problem(engine: &ChaosEngine) -> Option<String> {
         if kind != label {
             return Some("incomplete appinfo, provide appkind and applabel both".into());
         }
+    }
+    if spec.experiments.len() > limits::MAX_EXPERIMENTS {
+        return Some(format!(
+            "spec.experiments: {}",
+            limits::too_many_experiments(spec.experiments.len())
+        ));
+    }
+    if let Some(n) = spec.execution.as_ref().and_then(|x| x.iterations)
+        && n > limits::MAX_ITERATIONS
+    {
+        return Some(format!(
+            "spec.execution.iterations: {}",
+            limits::too_many_iterations(n)
+        ));
     }
     let mut seen = BTreeSet::new();
     for e in &spec.experiments {
@@ -854,6 +868,18 @@ impl<'a> Planner<'a> {
         let Some(entry) = self.entry_spec(i) else {
             return LaunchOutcome::NeedsLookup;
         };
+        if name.chars().count() > limits::MAX_EXPERIMENT_NAME_LEN {
+            // The API server would refuse the Job: say why without asking it.
+            let why = limits::experiment_name_too_long(&name);
+            self.end_not_launched(i, experiment_status::SKIPPED, why.clone(), None);
+            self.event(EventSpec::runner(
+                &name,
+                EventType::Warning,
+                "ExperimentJobRejected",
+                why,
+            ));
+            return LaunchOutcome::Skipped;
+        }
         let sa = self
             .engine
             .spec
