@@ -11,8 +11,10 @@
 #![allow(dead_code)]
 
 pub mod builders;
+pub mod conductor;
 pub mod controller;
 pub mod fake_experiment;
+pub mod tools;
 
 use std::collections::BTreeMap;
 use std::fmt::Debug;
