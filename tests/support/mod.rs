@@ -111,7 +111,7 @@ pub fn kubeconfig_path() -> PathBuf {
 pub async fn connect() -> anyhow::Result<(Client, Config)> {
     let path = kubeconfig_path();
     let hint =
-        "start the test cluster with `scripts/cluster up` (or point KUBECONFIG at a cluster)";
+        "start the test cluster with `scripts/cluster up` (or point KUBECONFIG at a cluster; `cargo fast` runs the tests that need none)";
     let kubeconfig = Kubeconfig::read_from(&path).map_err(|e| {
         anyhow!(
             "no test cluster: cannot read kubeconfig {}: {e}; {hint}",
