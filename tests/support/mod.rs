@@ -14,7 +14,10 @@ pub mod builders;
 pub mod conductor;
 pub mod controller;
 pub mod fake_experiment;
+pub mod forged;
+pub mod latency;
 pub mod tools;
+pub mod watch;
 
 use std::collections::BTreeMap;
 use std::fmt::Debug;
@@ -110,8 +113,7 @@ pub fn kubeconfig_path() -> PathBuf {
 /// `scripts/cluster up`.
 pub async fn connect() -> anyhow::Result<(Client, Config)> {
     let path = kubeconfig_path();
-    let hint =
-        "start the test cluster with `scripts/cluster up` (or point KUBECONFIG at a cluster; `cargo fast` runs the tests that need none)";
+    let hint = "start the test cluster with `scripts/cluster up` (or point KUBECONFIG at a cluster; `cargo fast` runs the tests that need none)";
     let kubeconfig = Kubeconfig::read_from(&path).map_err(|e| {
         anyhow!(
             "no test cluster: cannot read kubeconfig {}: {e}; {hint}",
@@ -311,6 +313,11 @@ impl TestEnv {
             eprintln!("[e2e] warning: {e:#}");
         }
         Ok(env)
+    }
+
+    /// The connection settings of [`TestEnv::client`] (e.g. to build a client through a proxy).
+    pub fn config(&self) -> &Config {
+        &self.config
     }
 
     pub fn client(&self) -> Client {
