@@ -31,10 +31,13 @@ fn finished() -> ChaosEngineStatus {
     }))
 }
 
+/// An edit of a status, for a table case.
+type Change = Box<dyn Fn(&mut ChaosEngineStatus)>;
+
 #[test]
 fn only_observed_generations_do_not_count_as_a_change() {
     let old = finished();
-    let cases: Vec<(&str, Box<dyn Fn(&mut ChaosEngineStatus)>, bool)> = vec![
+    let cases: Vec<(&str, Change, bool)> = vec![
         ("identical", Box::new(|_| {}), false),
         (
             "observedGeneration bumped (our own write on Litmus's CRD)",
