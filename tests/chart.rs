@@ -94,7 +94,9 @@ fn controller_rules() -> Rules {
     ])
 }
 
-/// kube-lease-manager (src/leader.rs) writes the Lease with PATCH (strategic and apply), not PUT.
+/// The leader-election Role as the chart grants it. src/leader.rs gets, creates and replaces (PUT)
+/// the Lease since it stopped using kube-lease-manager; `patch` is kept until a run with leader
+/// election shows it unneeded.
 fn lease_rules() -> Rules {
     rules(&[(
         "coordination.k8s.io",
