@@ -186,7 +186,8 @@ fn unreadable_path_is_an_error_not_a_panic() {
 
 #[test]
 fn hub_description_is_part_of_the_schema_not_a_dropped_field() {
-    // Hub faults carry a top-level `description`; the CRD declares it (issue 11 item 9).
+    // Hub faults carry a top-level `description`; the CRD declares it
+    // (docs/litmus-compatibility.md#crds).
     let out = validate(&["-f", "tests/fixtures/valid"], None);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{stdout}");

@@ -1,7 +1,8 @@
 //! The `litmuschaos.io/v1alpha1` API types, wire-compatible with Litmus's own CRDs.
 //!
-//! Field names, validation patterns and status strings follow litmus-spec.md §2; our additions (the
-//! persisted phase machine) live in extra status fields that Litmus consumers ignore.
+//! Field names, validation patterns and status strings follow docs/litmus-compatibility.md (#crds,
+//! #engine-fields, #status-strings); our additions (the persisted phase machine) live in extra
+//! status fields that Litmus consumers ignore.
 mod crd;
 pub mod engine;
 pub mod experiment;
