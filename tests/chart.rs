@@ -94,15 +94,10 @@ fn controller_rules() -> Rules {
     ])
 }
 
-/// The leader-election Role as the chart grants it. src/leader.rs gets, creates and replaces (PUT)
-/// the Lease since it stopped using kube-lease-manager; `patch` is kept until a run with leader
-/// election shows it unneeded.
+/// The leader-election Role as the chart grants it: src/leader.rs gets, creates and replaces (PUT,
+/// verb `update`) the Lease; it never patches it.
 fn lease_rules() -> Rules {
-    rules(&[(
-        "coordination.k8s.io",
-        "leases",
-        &["get", "create", "update", "patch"],
-    )])
+    rules(&[("coordination.k8s.io", "leases", &["get", "create", "update"])])
 }
 
 /// Collects every broken expectation, so one run reports them all.
