@@ -3,9 +3,9 @@
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;
 
-use super::{ChaosEngine, ChaosExperiment, ChaosResult};
+use super::{ChaosEngine, ChaosExperiment, ChaosResult, ChaosSchedule};
 
-/// ChaosEngine, ChaosExperiment and ChaosResult CRDs, in that order.
+/// ChaosEngine, ChaosExperiment, ChaosResult and ChaosSchedule CRDs, in that order.
 pub fn all_crds() -> Vec<CustomResourceDefinition> {
     let mut result = ChaosResult::crd();
     // litmus-go writes ChaosResult status with a full update of the object; with a status
@@ -13,7 +13,12 @@ pub fn all_crds() -> Vec<CustomResourceDefinition> {
     for version in &mut result.spec.versions {
         version.subresources = None;
     }
-    let mut crds = vec![ChaosEngine::crd(), ChaosExperiment::crd(), result];
+    let mut crds = vec![
+        ChaosEngine::crd(),
+        ChaosExperiment::crd(),
+        result,
+        ChaosSchedule::crd(),
+    ];
     for crd in &mut crds {
         for version in &mut crd.spec.versions {
             if let Some(schema) = version
