@@ -102,7 +102,7 @@ pub async fn run_when_leading(
     let trigger = async move {
         let _ = stopped.wait_for(|s| *s).await;
     };
-    controller::run::run(client, settings, metrics, health, trigger).await?;
+    crate::scheduler::run_all(client, settings, metrics, health, trigger).await?;
     let _ = watch_task.await;
     match task.await {
         Ok(Ok(_)) => info!("Lease released"),

@@ -6,6 +6,8 @@ pub mod engine;
 pub mod leader;
 pub mod metrics;
 pub mod ratelimit;
+pub mod schedule;
+pub mod scheduler;
 pub mod server;
 pub mod telemetry;
 pub mod validate;

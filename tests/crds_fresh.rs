@@ -35,11 +35,20 @@ fn schedule_crd_has_status_subresource_printer_columns_and_litmus_shape() {
         .iter()
         .find(|c| c.spec.names.kind == "ChaosSchedule")
         .expect("ChaosSchedule CRD");
-    assert_eq!(schedule.metadata.name.as_deref(), Some("chaosschedules.litmuschaos.io"));
+    assert_eq!(
+        schedule.metadata.name.as_deref(),
+        Some("chaosschedules.litmuschaos.io")
+    );
     assert_eq!(schedule.spec.scope, "Namespaced");
     let version = &schedule.spec.versions[0];
     assert_eq!(version.name, "v1alpha1");
-    assert!(version.subresources.as_ref().and_then(|s| s.status.as_ref()).is_some());
+    assert!(
+        version
+            .subresources
+            .as_ref()
+            .and_then(|s| s.status.as_ref())
+            .is_some()
+    );
     let columns: Vec<&str> = version
         .additional_printer_columns
         .iter()
@@ -62,7 +71,10 @@ fn schedule_crd_has_status_subresource_printer_columns_and_litmus_shape() {
         "concurrencyPolicy",
         "engineTemplateSpec",
     ] {
-        assert!(spec["properties"][field].is_object(), "spec.{field} missing");
+        assert!(
+            spec["properties"][field].is_object(),
+            "spec.{field} missing"
+        );
     }
     let days = &spec["properties"]["schedule"]["properties"]["repeat"]["properties"]["workDays"];
     assert_eq!(

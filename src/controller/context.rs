@@ -32,6 +32,8 @@ pub struct Settings {
     pub plan: PlanConfig,
     /// Longest per-engine error backoff.
     pub max_backoff: Duration,
+    /// Also reconcile ChaosSchedules (`crate::scheduler`).
+    pub schedules: bool,
 }
 
 impl Default for Settings {
@@ -41,6 +43,7 @@ impl Default for Settings {
             concurrency: 32,
             plan: PlanConfig::default(),
             max_backoff: Duration::from_secs(300),
+            schedules: true,
         }
     }
 }
