@@ -484,7 +484,7 @@ async fn engine_created_before_a_lost_status_write_is_adopted() {
     let engines = owned_engines(&env, &s).await;
     assert_eq!(
         engines.iter().map(|e| e.name_any()).collect::<Vec<_>>(),
-        [name.clone()]
+        std::slice::from_ref(&name)
     );
     let status = st.status.clone().unwrap();
     assert_eq!(

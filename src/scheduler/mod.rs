@@ -90,6 +90,8 @@ struct Ctx {
     failures: Mutex<HashMap<ObjectRef<ChaosSchedule>, u32>>,
     metrics: ScheduleMetrics,
     max_backoff: Duration,
+    /// The leader's write fence (shared with the engine controller).
+    fence: crate::fence::Fence,
 }
 
 /// Longest a reconcile waits for the engine cache's first list.
@@ -149,6 +151,7 @@ pub async fn run(
         failures: Mutex::new(HashMap::new()),
         metrics: schedule_metrics,
         max_backoff: settings.max_backoff,
+        fence: settings.fence.clone(),
     });
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
@@ -348,6 +351,20 @@ async fn apply(ctx: &Ctx, schedule: &ChaosSchedule, pass: &mut Pass) -> Result<(
     if let Some(create) = pass.create.clone() {
         // SuccessfulCreate is sent right after the create, not with the other events.
         pending_events.retain(|e| e.reason != "SuccessfulCreate");
+        // Decided on a current view? A no-op patch conditional on the resourceVersion we read
+        // fails (409) if the schedule changed since, e.g. another replica's write.
+        ctx.fence.check()?;
+        let api: Api<ChaosSchedule> = Api::namespaced(ctx.client.clone(), &ns);
+        api.patch(
+            &schedule.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(
+                json!({ "metadata": { "resourceVersion": schedule.resource_version() } }),
+            ),
+        )
+        .await
+        .during("checking the ChaosSchedule is current")?;
+        ctx.fence.check()?;
         let created = match engine_for(schedule, &create.name) {
             Err(message) => Err(message),
             Ok(engine) => match dynamic.create(&PostParams::default(), &engine).await {
@@ -421,6 +438,7 @@ async fn apply(ctx: &Ctx, schedule: &ChaosSchedule, pass: &mut Pass) -> Result<(
     }
     let engines_api: Api<ChaosEngine> = Api::namespaced(ctx.client.clone(), &ns);
     for name in &pass.stop {
+        ctx.fence.check()?;
         // Replace (opt-in): the older run is stopped the Litmus way; the uid pins the object.
         let Some(entry_uid) = pass
             .status
@@ -452,6 +470,7 @@ async fn apply(ctx: &Ctx, schedule: &ChaosSchedule, pass: &mut Pass) -> Result<(
         else {
             continue;
         };
+        ctx.fence.check()?;
         let params = DeleteParams {
             preconditions: Some(Preconditions {
                 uid: Some(child_uid),
@@ -465,6 +484,7 @@ async fn apply(ctx: &Ctx, schedule: &ChaosSchedule, pass: &mut Pass) -> Result<(
             Err(e) => return Err(e).during("deleting an engine beyond historyLimit"),
         }
     }
+    ctx.fence.check()?;
     let api: Api<ChaosSchedule> = Api::namespaced(ctx.client.clone(), &ns);
     let rv =
         write::write_schedule(&api, ctx.mode, schedule, &pass.status, pass.schedule_state).await?;
@@ -476,6 +496,9 @@ async fn apply(ctx: &Ctx, schedule: &ChaosSchedule, pass: &mut Pass) -> Result<(
             .inc_by(u64::from(*n));
     }
     for ev in &pending_events {
+        if ctx.fence.check().is_err() {
+            break;
+        }
         best_effort(write::emit(&events, schedule, ev).await);
     }
     Ok(())

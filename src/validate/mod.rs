@@ -313,6 +313,12 @@ pub fn cross_check(objects: &[Option<&Located>]) -> Vec<(usize, Problem)> {
             ),
             _ => continue,
         };
+        if let Some(LitmusObject::Engine(engine)) = &located.object
+            && checks::too_many_experiments(engine)
+        {
+            // Refused as a whole (see check_engine); no line per missing experiment.
+            continue;
+        }
         for (j, experiment) in listed.iter().enumerate() {
             if experiment.name.is_empty() {
                 continue;

@@ -13,6 +13,9 @@
 pub mod builders;
 pub mod controller;
 pub mod fake_experiment;
+pub mod forged;
+pub mod latency;
+pub mod watch;
 
 use std::collections::BTreeMap;
 use std::fmt::Debug;
@@ -309,6 +312,11 @@ impl TestEnv {
             eprintln!("[e2e] warning: {e:#}");
         }
         Ok(env)
+    }
+
+    /// The connection settings of [`TestEnv::client`] (e.g. to build a client through a proxy).
+    pub fn config(&self) -> &Config {
+        &self.config
     }
 
     pub fn client(&self) -> Client {
