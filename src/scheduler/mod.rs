@@ -98,6 +98,9 @@ struct Ctx {
 const CACHE_SYNC_WAIT: Duration = Duration::from_secs(30);
 /// Margin after a run time before the pass that serves it (timers must not fire a hair early).
 const WAKE_MARGIN: Duration = Duration::from_millis(200);
+/// Longest timer: a run years ahead is re-evaluated hourly (kube-runtime's delay queue refuses
+/// deadlines beyond about two years, and an hourly look is cheap and survives clock steps).
+const MAX_TIMER: Duration = Duration::from_secs(3600);
 
 /// Runs the schedule reconciler until `shutdown` resolves (returns at once, with a log line, when
 /// the ChaosSchedule CRD is not installed or the controller is told not to schedule).
@@ -332,7 +335,7 @@ async fn reconcile_schedule(ctx: &Ctx, schedule: &ChaosSchedule) -> Result<Actio
                 .duration_since(Timestamp::now())
                 .try_into()
                 .unwrap_or(Duration::ZERO);
-            Action::requeue(wait + WAKE_MARGIN)
+            Action::requeue((wait + WAKE_MARGIN).min(MAX_TIMER))
         }
         None => Action::await_change(),
     })
