@@ -60,7 +60,7 @@ pub async fn run_all(
 
 /// Whether the ChaosSchedule CRD is served, and whether it has the status subresource (ours
 /// does; Litmus's does not).
-async fn discover(client: &Client) -> Result<Option<StatusMode>, Error> {
+pub async fn discover(client: &Client) -> Result<Option<StatusMode>, Error> {
     let resources = client
         .list_api_group_resources(crate::api::API_VERSION)
         .await
