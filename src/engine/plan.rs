@@ -15,13 +15,13 @@ use super::job::{self, JobIdentity, RenderError};
 use super::phase::{EnginePhase, ExperimentPhase};
 use super::random;
 use super::schedule::{self, Start};
+use crate::api::limits;
 use crate::api::{
     ChaosEngine, ChaosEngineStatus, ChaosExperiment, ChaosResult, ExperimentStatus, engine_status,
     experiment_pod, experiment_status, result_name, result_phase, verdict,
 };
 
-/// Most per-iteration records kept in `status.runs` (the oldest are folded into totals).
-pub const MAX_RUN_RECORDS: usize = 100;
+pub use crate::api::limits::MAX_RUN_RECORDS;
 
 /// Tunables of the decision.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -93,6 +93,20 @@ pub fn engine_problem(engine: &ChaosEngine) -> Option<String> {
         if kind != label {
             return Some("incomplete appinfo, provide appkind and applabel both".into());
         }
+    }
+    if spec.experiments.len() > limits::MAX_EXPERIMENTS {
+        return Some(format!(
+            "spec.experiments: {}",
+            limits::too_many_experiments(spec.experiments.len())
+        ));
+    }
+    if let Some(n) = spec.execution.as_ref().and_then(|x| x.iterations)
+        && n > limits::MAX_ITERATIONS
+    {
+        return Some(format!(
+            "spec.execution.iterations: {}",
+            limits::too_many_iterations(n)
+        ));
     }
     let mut seen = BTreeSet::new();
     for e in &spec.experiments {
@@ -672,7 +686,7 @@ impl<'a> Planner<'a> {
                 continue;
             }
             let job = self.status.experiments[i].job_name.clone();
-            self.before.push(Effect::DeleteJob { name: job });
+            self.delete_owned_job(&job, true);
             let why = format!("aborted: experiment {failed} did not pass and stopOnFailure is set");
             self.abort_entry(i, None, Some(why));
         }
@@ -854,6 +868,18 @@ impl<'a> Planner<'a> {
         let Some(entry) = self.entry_spec(i) else {
             return LaunchOutcome::NeedsLookup;
         };
+        if name.chars().count() > limits::MAX_EXPERIMENT_NAME_LEN {
+            // The API server would refuse the Job: say why without asking it.
+            let why = limits::experiment_name_too_long(&name);
+            self.end_not_launched(i, experiment_status::SKIPPED, why.clone(), None);
+            self.event(EventSpec::runner(
+                &name,
+                EventType::Warning,
+                "ExperimentJobRejected",
+                why,
+            ));
+            return LaunchOutcome::Skipped;
+        }
         let sa = self
             .engine
             .spec
@@ -997,10 +1023,19 @@ impl<'a> Planner<'a> {
             .find(|j| j.metadata.name.as_deref() == Some(entry.job_name.as_str()));
         let result = self.result_for(&entry);
 
+        if job.is_none() && entry.job_name != self.derived_job_name(i) {
+            // Status names a Job this run never created and we do not own: written by someone
+            // else. Nothing is done to that Job; the entry ends, saying so.
+            let why = format!(
+                "status named Job {:?}, which this engine did not create; ignored (status is written by the controller only)",
+                entry.job_name
+            );
+            self.update_entry(i, |e| e.job_name.clear());
+            self.end_launched(i, why, "ExperimentStatusUntrusted");
+            return;
+        }
         if self.now >= deadline {
-            self.before.push(Effect::DeleteJob {
-                name: entry.job_name.clone(),
-            });
+            self.delete_owned_job(&entry.job_name, true);
             let secs = self.cfg.experiment_deadline.as_secs();
             self.end_launched(
                 i,
@@ -1271,12 +1306,23 @@ impl<'a> Planner<'a> {
     /// Deletes the Job after the status write, if it is one we observed (observe keeps only Jobs
     /// with our controller ownerReference) and not already being deleted.
     fn delete_owned_job_after(&mut self, name: &str) {
+        self.delete_owned_job(name, false);
+    }
+
+    /// Deletes a Job only if it is one we observed (observe keeps only Jobs with our controller
+    /// ownerReference and chaosUID label) and not already being deleted: a name in status proves
+    /// nothing. `before`: ahead of the status write (the shell fences it with a conditional write).
+    fn delete_owned_job(&mut self, name: &str, before: bool) {
         let live = self.observed.jobs.iter().any(|j| {
             j.metadata.name.as_deref() == Some(name) && j.metadata.deletion_timestamp.is_none()
         });
         let effect = Effect::DeleteJob { name: name.into() };
         if live && !self.after.contains(&effect) && !self.before.contains(&effect) {
-            self.after.push(effect);
+            if before {
+                self.before.push(effect);
+            } else {
+                self.after.push(effect);
+            }
         }
     }
 
