@@ -58,12 +58,21 @@ fn rules(entries: &[(&str, &str, &[&str])]) -> Rules {
 /// code stopped using fails here, and nothing less, or the controller is Forbidden at run time.
 fn controller_rules() -> Rules {
     rules(&[
+        // create/delete: the ChaosSchedule reconciler (src/scheduler) makes and prunes engines.
         (
             "litmuschaos.io",
             "chaosengines",
-            &["get", "list", "watch", "patch"],
+            &["get", "list", "watch", "patch", "create", "delete"],
         ),
         ("litmuschaos.io", "chaosengines/status", &["patch"]),
+        // ChaosSchedules (values.schedules, default true): src/scheduler.
+        (
+            "litmuschaos.io",
+            "chaosschedules",
+            &["get", "list", "watch", "patch"],
+        ),
+        ("litmuschaos.io", "chaosschedules/status", &["patch"]),
+        ("litmuschaos.io", "chaosschedules/finalizers", &["update"]),
         ("litmuschaos.io", "chaosexperiments", &["get"]),
         (
             "litmuschaos.io",
@@ -276,6 +285,7 @@ fn check_deployment(c: &mut Checks, dep: &Value, at: &str, leader_elect: &str, w
         "LEADER_ELECT",
         "LEADER_ELECTION_NAMESPACE",
         "POD_NAME",
+        "SCHEDULES",
     ] {
         c.check(env.contains_key(name), || {
             format!("{at}: env {name} missing")

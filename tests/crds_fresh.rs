@@ -86,3 +86,63 @@ fn result_crd_has_no_status_subresource_and_engine_crd_has_one() {
     assert_eq!(result.spec.names.kind, "ChaosResult");
     assert!(result.spec.versions[0].subresources.is_none());
 }
+
+#[test]
+fn schedule_crd_has_status_subresource_printer_columns_and_litmus_shape() {
+    let crds = chaos_conductor::api::all_crds();
+    let schedule = crds
+        .iter()
+        .find(|c| c.spec.names.kind == "ChaosSchedule")
+        .expect("ChaosSchedule CRD");
+    assert_eq!(
+        schedule.metadata.name.as_deref(),
+        Some("chaosschedules.litmuschaos.io")
+    );
+    assert_eq!(schedule.spec.scope, "Namespaced");
+    let version = &schedule.spec.versions[0];
+    assert_eq!(version.name, "v1alpha1");
+    assert!(
+        version
+            .subresources
+            .as_ref()
+            .and_then(|s| s.status.as_ref())
+            .is_some()
+    );
+    let columns: Vec<&str> = version
+        .additional_printer_columns
+        .iter()
+        .flatten()
+        .map(|c| c.name.as_str())
+        .collect();
+    assert_eq!(columns, ["Status", "Last Run", "Next Run", "Runs", "Age"]);
+    let schema = serde_json::to_value(version.schema.as_ref().unwrap()).unwrap();
+    let spec = &schema["openAPIV3Schema"]["properties"]["spec"];
+    // Litmus keeps unknown keys under spec and status; so do we.
+    assert_eq!(spec["x-kubernetes-preserve-unknown-fields"], true);
+    assert_eq!(
+        schema["openAPIV3Schema"]["properties"]["status"]["x-kubernetes-preserve-unknown-fields"],
+        true
+    );
+    for field in [
+        "chaosServiceAccount",
+        "schedule",
+        "scheduleState",
+        "concurrencyPolicy",
+        "engineTemplateSpec",
+    ] {
+        assert!(
+            spec["properties"][field].is_object(),
+            "spec.{field} missing"
+        );
+    }
+    let days = &spec["properties"]["schedule"]["properties"]["repeat"]["properties"]["workDays"];
+    assert_eq!(
+        days["properties"]["includedDays"]["pattern"],
+        "((Mon|Tue|Wed|Thu|Fri|Sat|Sun)(,))*(Mon|Tue|Wed|Thu|Fri|Sat|Sun)"
+    );
+    // The template is the engine spec schema (its engineState pattern included).
+    assert_eq!(
+        spec["properties"]["engineTemplateSpec"]["properties"]["engineState"]["pattern"],
+        "^(active|stop)$"
+    );
+}

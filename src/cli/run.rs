@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use clap::Args;
 
-use crate::controller::{self, Settings};
+use crate::controller::Settings;
 use crate::engine::PlanConfig;
 use crate::leader::{self, LeaseSettings};
 use crate::metrics::Metrics;
@@ -55,6 +55,9 @@ pub struct RunArgs {
     /// Requests allowed at once above the average rate.
     #[arg(long, env = "CLIENT_BURST", default_value_t = 1000)]
     pub client_burst: u32,
+    /// Also reconcile ChaosSchedules (turn off while Litmus's chaos-scheduler still runs).
+    #[arg(long, env = "SCHEDULES", default_value_t = true, action = clap::ArgAction::Set)]
+    pub schedules: bool,
     /// This replica's identity in the Lease (default: POD_NAME, else host name + pid).
     #[arg(long, env = "POD_NAME", default_value = "")]
     pub identity: String,
@@ -70,6 +73,7 @@ impl RunArgs {
                 verdict_grace: Duration::from_secs(self.verdict_grace_seconds),
                 ..PlanConfig::default()
             },
+            schedules: self.schedules,
             ..Settings::default()
         }
     }
@@ -143,7 +147,8 @@ async fn run_async(args: &RunArgs) -> anyhow::Result<()> {
         )
         .await?;
     } else {
-        controller::run::run(client, args.settings(), metrics, health, shutdown_signal()).await?;
+        crate::scheduler::run_all(client, args.settings(), metrics, health, shutdown_signal())
+            .await?;
     }
     Ok(())
 }

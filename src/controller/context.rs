@@ -34,6 +34,8 @@ pub struct Settings {
     pub max_backoff: Duration,
     /// Every write is refused while this is closed (a leader that cannot prove it still leads).
     pub fence: crate::fence::Fence,
+    /// Also reconcile ChaosSchedules (`crate::scheduler`).
+    pub schedules: bool,
 }
 
 impl Default for Settings {
@@ -44,6 +46,7 @@ impl Default for Settings {
             plan: PlanConfig::default(),
             max_backoff: Duration::from_secs(300),
             fence: crate::fence::Fence::default(),
+            schedules: true,
         }
     }
 }

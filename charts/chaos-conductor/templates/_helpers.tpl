@@ -85,4 +85,21 @@ The controller's permissions, shared by the ClusterRole (all namespaces) and the
 - apiGroups: [""]
   resources: ["configmaps", "secrets", "serviceaccounts"]
   verbs: ["get"]
+{{- if .Values.schedules }}
+# ChaosSchedules (src/scheduler): engines are created per run and deleted beyond historyLimit;
+# finalizers/update lets the engines carry blockOwnerDeletion owner references on clusters with
+# the OwnerReferencesPermissionEnforcement admission plugin.
+- apiGroups: ["litmuschaos.io"]
+  resources: ["chaosschedules"]
+  verbs: ["get", "list", "watch", "patch"]
+- apiGroups: ["litmuschaos.io"]
+  resources: ["chaosschedules/status"]
+  verbs: ["patch"]
+- apiGroups: ["litmuschaos.io"]
+  resources: ["chaosschedules/finalizers"]
+  verbs: ["update"]
+- apiGroups: ["litmuschaos.io"]
+  resources: ["chaosengines"]
+  verbs: ["create", "delete"]
+{{- end }}
 {{- end }}
