@@ -82,14 +82,8 @@ fn controller_rules() -> Rules {
         (
             "batch",
             "jobs",
-            &[
-                "get",
-                "list",
-                "watch",
-                "create",
-                "delete",
-                "deletecollection",
-            ],
+            // No deletecollection: an abort deletes only the Jobs it owns, one by one.
+            &["get", "list", "watch", "create", "delete"],
         ),
         (
             "",

@@ -75,7 +75,7 @@ The controller's permissions, shared by the ClusterRole (all namespaces) and the
   verbs: ["get", "list", "watch", "update"]
 - apiGroups: ["batch"]
   resources: ["jobs"]
-  verbs: ["get", "list", "watch", "create", "delete", "deletecollection"]
+  verbs: ["get", "list", "watch", "create", "delete"]
 - apiGroups: [""]
   resources: ["pods"]
   verbs: ["get", "list", "watch", "delete", "deletecollection"]
