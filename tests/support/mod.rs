@@ -13,6 +13,7 @@
 pub mod builders;
 pub mod controller;
 pub mod fake_experiment;
+pub mod litmus_protocol;
 
 use std::collections::BTreeMap;
 use std::fmt::Debug;
