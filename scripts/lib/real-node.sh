@@ -19,7 +19,9 @@
 # Host-global things this makes, each recorded in $NODE_DIR/undo/ and undone by real_node_down:
 # the bridge, the nat chain and its two jumps, the cgroup folders /$REAL_CGROUP in every v1
 # hierarchy, the sysctls kubelet forces at start (restored right after it is up, and again at stop),
-# mounts below $NODE_DIR, and the empty folders containerd 1.6 creates in /run/containerd.
+# mounts below $NODE_DIR, and what containerd 1.6, libcni and kubelet put in fixed host folders
+# whatever their configured roots (/run/containerd, /run/netns/cni-*, /var/lib/cni,
+# /var/log/containers links).
 # No /etc/hosts line: the apiserver dials nodes by InternalIP first (--kubelet-preferred-address-types).
 
 REAL_NODE=${CLUSTER_REAL_NODE_NAME:-real-node-0}
@@ -195,7 +197,6 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
   [plugins."io.containerd.grpc.v1.cri".registry]
     config_path = "$c/certs.d"
 EOF
-  [ -d /run/containerd ] || undo_note run-containerd /run/containerd
   start containerd /usr/bin/containerd --config "$c/config.toml"
   wait_for containerd "containerd" containerd_ready
 }
@@ -256,8 +257,49 @@ real_node_images_up() {
   "$REPO/scripts/build-images" --registry "127.0.0.1:$REGISTRY_PORT" pause busybox
 }
 
+# Host folders containerd, the CNI library and kubelet use whatever their configured roots: which
+# of them existed before we started, and which network namespaces were there, so that `down`
+# removes only what this node made.
+HOST_DIRS=(/run/containerd /var/lib/cni /var/log/containers /run/netns)
+real_node_host_snapshot() {
+  local d
+  for d in "${HOST_DIRS[@]}"; do [ -e "$d" ] || undo_note created-dirs "$d"; done
+  ls /run/netns 2>/dev/null >"$NODE_DIR/undo/netns-before" || true
+}
+
+real_node_host_cleanup() {
+  local d f
+  # Network namespaces the CRI made for our sandboxes (bind mounts in /run/netns).
+  if [ -f "$NODE_DIR/undo/netns-before" ]; then
+    for f in $(ls /run/netns 2>/dev/null); do
+      case $f in cni-*) ;; *) continue ;; esac
+      grep -qx "$f" "$NODE_DIR/undo/netns-before" && continue
+      umount "/run/netns/$f" 2>/dev/null || true
+      rm -f "/run/netns/$f"
+    done
+    rm -f "$NODE_DIR/undo/netns-before"
+  fi
+  # kubelet's /var/log/containers links into our pod-logs folder; libcni's result cache.
+  for f in /var/log/containers/*; do
+    [ -L "$f" ] && case $(readlink "$f") in "$NODE_DIR"/*) rm -f "$f" ;; esac
+  done
+  rm -f /var/lib/cni/results/realnode-* 2>/dev/null || true
+  if [ -f "$NODE_DIR/undo/created-dirs" ]; then
+    while IFS= read -r d; do
+      # Created by this node: whatever is left inside is ours; keep it only if it is not empty
+      # of foreign data (then say so).
+      [ -d "$d" ] || continue
+      find "$d" -depth -type d -empty -delete 2>/dev/null || true
+      [ -d "$d" ] && [ "$d" = /var/lib/cni ] && rm -rf /var/lib/cni
+      [ -e "$d" ] && log "warning: $d is not empty after stop: $(ls -A "$d" | head -5 | tr '\n' ' ')"
+    done <"$NODE_DIR/undo/created-dirs"
+    rm -f "$NODE_DIR/undo/created-dirs"
+  fi
+}
+
 real_node_up() {
   mkdir -p "$NODE_DIR/undo"
+  real_node_host_snapshot
   real_node_network_up
   real_node_cgroups_up
   real_node_registry_up
@@ -324,10 +366,7 @@ real_node_down() {
   # 6. Sysctls, and the empty folders containerd 1.6 makes in /run/containerd whatever its state dir.
   real_node_restore_sysctls
   rm -f "$NODE_DIR/undo/sysctls"
-  if [ -f "$NODE_DIR/undo/run-containerd" ] && [ -d /run/containerd ]; then
-    find /run/containerd -depth -type d -empty -delete 2>/dev/null || true
-    rm -f "$NODE_DIR/undo/run-containerd"
-  fi
+  real_node_host_cleanup
   rm -f "$RUN/real-node" "$RUN/registry"
   log "real node stopped and cleaned up"
 }
