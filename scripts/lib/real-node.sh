@@ -163,7 +163,7 @@ server = "http://127.0.0.1:$REGISTRY_PORT"
   capabilities = ["pull", "resolve", "push"]
 EOF
   # restrict_oom_score_adj: root here lacks CAP_SYS_RESOURCE, so the sandbox's -998 would fail
-  # every runc create (see docs/real-node.md). The pause image is ours, served by the local registry.
+  # every runc create (docs/real-node.md). The pause image is ours, served by the local registry.
   cat >"$c/config.toml" <<EOF
 version = 2
 root = "$c/root"
