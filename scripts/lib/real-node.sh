@@ -58,8 +58,8 @@ cgroup_roots() {
   local d
   for d in /sys/fs/cgroup/*/; do
     d=${d%/}
+    # unified (the v2 mount of a hybrid host) too: kubelet and runc make pod cgroups there as well.
     [ -f "$d/cgroup.procs" ] || continue
-    case $(basename "$d") in unified) continue ;; esac
     echo "$d"
   done
 }
@@ -81,6 +81,8 @@ real_node_preflight() {
 undo_note() { echo "$2" >>"$NODE_DIR/undo/$1"; }
 
 real_node_network_up() {
+  # The bridge plugin (isGateway) turns on IP forwarding; put it back at stop.
+  undo_note sysctls "net.ipv4.ip_forward=$(sysctl -n net.ipv4.ip_forward)"
   ip link add "$REAL_BRIDGE" type bridge
   undo_note bridge "$REAL_BRIDGE"
   ip addr add "$REAL_NODE_IP/${REAL_SUBNET#*/}" dev "$REAL_BRIDGE"
@@ -260,7 +262,8 @@ real_node_images_up() {
 # Host folders containerd, the CNI library and kubelet use whatever their configured roots: which
 # of them existed before we started, and which network namespaces were there, so that `down`
 # removes only what this node made.
-HOST_DIRS=(/run/containerd /var/lib/cni /var/log/containers /run/netns)
+# (/var/lib/kubelet/device-plugins is fixed in kubelet's device manager; /run/mount is mount(8)'s.)
+HOST_DIRS=(/run/containerd /run/netns /run/mount /var/lib/cni /var/lib/kubelet /var/log/containers)
 real_node_host_snapshot() {
   local d
   for d in "${HOST_DIRS[@]}"; do [ -e "$d" ] || undo_note created-dirs "$d"; done
@@ -286,12 +289,9 @@ real_node_host_cleanup() {
   rm -f /var/lib/cni/results/realnode-* 2>/dev/null || true
   if [ -f "$NODE_DIR/undo/created-dirs" ]; then
     while IFS= read -r d; do
-      # Created by this node: whatever is left inside is ours; keep it only if it is not empty
-      # of foreign data (then say so).
-      [ -d "$d" ] || continue
-      find "$d" -depth -type d -empty -delete 2>/dev/null || true
-      [ -d "$d" ] && [ "$d" = /var/lib/cni ] && rm -rf /var/lib/cni
-      [ -e "$d" ] && log "warning: $d is not empty after stop: $(ls -A "$d" | head -5 | tr '\n' ' ')"
+      # Created by this node (nothing else runs containers here): all that is inside is ours.
+      [ -e "$d" ] || continue
+      rm -rf "$d" 2>/dev/null || log "warning: could not remove $d: $(ls -A "$d" | head -5 | tr '\n' ' ')"
     done <"$NODE_DIR/undo/created-dirs"
     rm -f "$NODE_DIR/undo/created-dirs"
   fi
