@@ -154,25 +154,31 @@ async fn target_pods(client: &Client, t: &Target) -> anyhow::Result<Vec<Pod>> {
                 }
                 continue;
             }
-            "deployment" => Api::<Deployment>::namespaced(client.clone(), &t.namespace)
-                .get(name)
-                .await?
-                .spec
-                .map(|s| s.selector),
-            "statefulset" => Api::<StatefulSet>::namespaced(client.clone(), &t.namespace)
-                .get(name)
-                .await?
-                .spec
-                .map(|s| s.selector),
-            "daemonset" => Api::<DaemonSet>::namespaced(client.clone(), &t.namespace)
-                .get(name)
-                .await?
-                .spec
-                .map(|s| s.selector),
+            "deployment" => {
+                Api::<Deployment>::namespaced(client.clone(), &t.namespace)
+                    .get(name)
+                    .await?
+                    .spec
+                    .selector
+            }
+            "statefulset" => {
+                Api::<StatefulSet>::namespaced(client.clone(), &t.namespace)
+                    .get(name)
+                    .await?
+                    .spec
+                    .selector
+            }
+            "daemonset" => {
+                Api::<DaemonSet>::namespaced(client.clone(), &t.namespace)
+                    .get(name)
+                    .await?
+                    .spec
+                    .selector
+            }
             other => bail!("TARGETS kind {other:?} with names is not supported by this stand-in"),
         };
         let labels = selector
-            .and_then(|s| s.match_labels)
+            .match_labels
             .unwrap_or_default()
             .into_iter()
             .map(|(k, v)| format!("{k}={v}"))
@@ -194,11 +200,11 @@ async fn desired_replicas(
         "ReplicaSet" => Api::<ReplicaSet>::namespaced(client.clone(), ns)
             .get_opt(&owner.name)
             .await?
-            .map(|r| r.spec.and_then(|s| s.replicas).unwrap_or(1)),
+            .map(|r| r.spec.replicas.unwrap_or(1)),
         "StatefulSet" => Api::<StatefulSet>::namespaced(client.clone(), ns)
             .get_opt(&owner.name)
             .await?
-            .map(|r| r.spec.and_then(|s| s.replicas).unwrap_or(1)),
+            .map(|r| r.spec.replicas.unwrap_or(1)),
         "DaemonSet" => Api::<DaemonSet>::namespaced(client.clone(), ns)
             .get_opt(&owner.name)
             .await?

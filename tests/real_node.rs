@@ -49,10 +49,7 @@ async fn require_real_tier(env: &TestEnv) {
     let ready = node
         .and_then(|n| n.status)
         .and_then(|s| s.conditions)
-        .is_some_and(|c| {
-            c.iter()
-                .any(|c| c.type_ == "Ready" && c.status == "True")
-        });
+        .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
     assert!(
         ready,
         "node {REAL_NODE} is not Ready: these tests need `scripts/cluster up --real-node` and \
@@ -109,8 +106,7 @@ async fn wait_app_ready(env: &TestEnv, want: i32) -> Deployment {
             let d = api.get("httpd").await?;
             let st = d.status.clone().unwrap_or_default();
             ensure!(
-                st.ready_replicas.unwrap_or(0) >= want
-                    && st.updated_replicas.unwrap_or(0) >= want,
+                st.ready_replicas.unwrap_or(0) >= want && st.updated_replicas.unwrap_or(0) >= want,
                 "status {}",
                 serde_json::to_string(&st)?
             );
@@ -139,7 +135,9 @@ async fn apply_hub_pod_delete(
     tweak: impl FnOnce(&mut serde_json::Value),
 ) -> String {
     let rbac = HUB_RBAC.replace("namespace: default", &format!("namespace: {}", env.ns()));
-    env.apply_yaml(&rbac).await.expect("applying the hub rbac.yaml");
+    env.apply_yaml(&rbac)
+        .await
+        .expect("applying the hub rbac.yaml");
     let docs = fixture_docs();
     env.apply_yaml(&docs[0].to_string())
         .await
@@ -221,7 +219,11 @@ async fn result_of(env: &TestEnv, name: &str) -> ChaosResult {
 /// Asserts that the experiment ran in a real container on the real node, from our image.
 fn assert_real_container(pod: &Pod) {
     let spec = pod.spec.clone().unwrap_or_default();
-    assert_eq!(spec.node_name.as_deref(), Some(REAL_NODE), "experiment pod on the real node");
+    assert_eq!(
+        spec.node_name.as_deref(),
+        Some(REAL_NODE),
+        "experiment pod on the real node"
+    );
     let image = &spec.containers[0].image;
     assert_eq!(
         image.as_deref(),
@@ -271,18 +273,29 @@ async fn hub_pod_delete_passes_against_real_pods() {
         .await;
     let pod_name = running.metadata.name.clone().unwrap();
     let log = env
-        .wait_for("the experiment's log shows a deletion", secs(60), async || {
-            let log = pod_log(&env, &pod_name).await;
-            ensure!(log.contains("Killing the following pods"), "log so far:\n{log}");
-            Ok(log)
-        })
+        .wait_for(
+            "the experiment's log shows a deletion",
+            secs(60),
+            async || {
+                let log = pod_log(&env, &pod_name).await;
+                ensure!(
+                    log.contains("Killing the following pods"),
+                    "log so far:\n{log}"
+                );
+                Ok(log)
+            },
+        )
         .await;
     eprintln!("[real] experiment pod {pod_name} log (first lines):\n{log}");
 
     let engine = wait_engine_within(&env, &name, "completed", secs(240), finished).await;
     let (status, verdict, exp_pod) = experiment_entry(&engine);
     assert_eq!(engine.status.as_ref().unwrap().engine_status, "completed");
-    assert_eq!((status.as_str(), verdict.as_str()), ("Completed", "Pass"), "{engine:?}");
+    assert_eq!(
+        (status.as_str(), verdict.as_str()),
+        ("Completed", "Pass"),
+        "{engine:?}"
+    );
     assert_eq!(engine.status.as_ref().unwrap().verdict, "Pass");
     assert_eq!(exp_pod, pod_name);
 
@@ -304,12 +317,15 @@ async fn hub_pod_delete_passes_against_real_pods() {
     // container from our image; one Job only.
     if let Some(pod) = env.pods().get_opt(&pod_name).await.unwrap() {
         assert_real_container(&pod);
-        let term = pod.status.as_ref().and_then(|s| s.container_statuses.clone()).unwrap_or_default()
-            [0]
-        .state
-        .clone()
-        .and_then(|s| s.terminated)
-        .map(|t| t.exit_code);
+        let term = pod
+            .status
+            .as_ref()
+            .and_then(|s| s.container_statuses.clone())
+            .unwrap_or_default()[0]
+            .state
+            .clone()
+            .and_then(|s| s.terminated)
+            .map(|t| t.exit_code);
         assert_eq!(term, Some(0), "experiment exit code");
     } else {
         assert_real_container(&running);
@@ -344,13 +360,21 @@ async fn app_that_does_not_recover_fails_the_steady_state_check() {
     .await;
     let engine = wait_engine_within(&env, &name, "completed", secs(240), finished).await;
     let (status, verdict, _) = experiment_entry(&engine);
-    assert_eq!((status.as_str(), verdict.as_str()), ("Completed", "Fail"), "{engine:?}");
+    assert_eq!(
+        (status.as_str(), verdict.as_str()),
+        ("Completed", "Fail"),
+        "{engine:?}"
+    );
     assert_eq!(engine.status.as_ref().unwrap().verdict, "Fail");
     let st = result_of(&env, &name).await.status.unwrap_or_default();
     assert_eq!(st.experiment_status.verdict, "Fail");
     let err = st.experiment_status.error_output.unwrap_or_default();
     assert_eq!(err.error_code, "STATUS_CHECKS_ERROR", "{err:?}");
-    assert!(err.reason.contains("1 of 2"), "reason names the shortfall: {}", err.reason);
+    assert!(
+        err.reason.contains("1 of 2"),
+        "reason names the shortfall: {}",
+        err.reason
+    );
     env.engines()
         .delete(&name, &DeleteParams::default())
         .await
@@ -379,7 +403,10 @@ async fn engine_stop_mid_chaos_sigterms_the_real_container_and_leaves_nothing() 
                 .ok_or_else(|| anyhow!("no experiment pod yet"))?;
             let pod_name = pod.metadata.name.clone().unwrap_or_default();
             let log = pod_log(&env, &pod_name).await;
-            ensure!(log.contains("Killing the following pods"), "log so far:\n{log}");
+            ensure!(
+                log.contains("Killing the following pods"),
+                "log so far:\n{log}"
+            );
             Ok(pod)
         })
         .await;
@@ -394,7 +421,9 @@ async fn engine_stop_mid_chaos_sigterms_the_real_container_and_leaves_nothing() 
         .await
         .unwrap();
     let engine = wait_engine_within(&env, &name, "stopped", secs(120), |e| {
-        e.status.as_ref().is_some_and(|s| s.engine_status == "stopped")
+        e.status
+            .as_ref()
+            .is_some_and(|s| s.engine_status == "stopped")
     })
     .await;
     eprintln!("[real] stopped: {:?}", experiment_entry(&engine));
@@ -492,7 +521,11 @@ async fn leader_pod_deleted_mid_run_fails_over_without_a_second_job() {
         .unwrap();
     let engine = wait_engine_within(&env, &name, "completed", secs(240), finished).await;
     let (status, verdict, _) = experiment_entry(&engine);
-    assert_eq!((status.as_str(), verdict.as_str()), ("Completed", "Pass"), "{engine:?}");
+    assert_eq!(
+        (status.as_str(), verdict.as_str()),
+        ("Completed", "Pass"),
+        "{engine:?}"
+    );
     let new_leader = lease_holder(&client).await.unwrap();
     assert!(
         !new_leader.contains(leader_pod.as_str()),

@@ -49,7 +49,7 @@ impl Outcome {
 }
 
 /// One experiment run as litmus-go knows it: from its own pod's env and labels.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Reporter {
     pub client: Client,
     pub pod_name: String,
