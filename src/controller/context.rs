@@ -32,6 +32,8 @@ pub struct Settings {
     pub plan: PlanConfig,
     /// Longest per-engine error backoff.
     pub max_backoff: Duration,
+    /// Every write is refused while this is closed (a leader that cannot prove it still leads).
+    pub fence: crate::fence::Fence,
 }
 
 impl Default for Settings {
@@ -41,6 +43,7 @@ impl Default for Settings {
             concurrency: 32,
             plan: PlanConfig::default(),
             max_backoff: Duration::from_secs(300),
+            fence: crate::fence::Fence::default(),
         }
     }
 }
@@ -67,10 +70,32 @@ pub struct Context {
     pub written: Mutex<HashMap<ObjectRef<ChaosEngine>, String>>,
     /// Consecutive failures per engine, for the capped exponential backoff.
     pub failures: Mutex<HashMap<ObjectRef<ChaosEngine>, u32>>,
+    /// Engine uid → Jobs the API server refused to create (name → message), until the next pass
+    /// of that engine reads them (see `observe`). Lost on restart, which only means the create is
+    /// tried once more and refused again.
+    pub rejected: Mutex<HashMap<String, std::collections::BTreeMap<String, String>>>,
     pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl Context {
+    /// Records that the API server refused `job` of engine `uid`.
+    pub fn record_rejected(&self, uid: &str, job: &str, message: String) {
+        if let Ok(mut r) = self.rejected.lock() {
+            r.entry(uid.to_string())
+                .or_default()
+                .insert(job.to_string(), message);
+        }
+    }
+
+    /// Takes the refusals recorded for engine `uid`.
+    pub fn take_rejected(&self, uid: &str) -> std::collections::BTreeMap<String, String> {
+        self.rejected
+            .lock()
+            .ok()
+            .and_then(|mut r| r.remove(uid))
+            .unwrap_or_default()
+    }
+
     /// The backoff for an engine's next retry after `failures` consecutive errors.
     pub fn backoff(&self, failures: u32) -> Duration {
         let base = Duration::from_millis(500);

@@ -18,6 +18,8 @@ pub enum Error {
     Serialize(#[from] serde_json::Error),
     #[error("caches are not ready: {0}")]
     CacheNotReady(String),
+    #[error("write refused: {0}")]
+    Fenced(#[from] crate::fence::FenceError),
 }
 
 impl Error {
@@ -45,6 +47,7 @@ impl Error {
             Error::Malformed(_) => "malformed",
             Error::Serialize(_) => "serialize",
             Error::CacheNotReady(_) => "cache",
+            Error::Fenced(_) => "fenced",
         }
     }
 }
