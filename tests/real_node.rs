@@ -139,7 +139,7 @@ async fn apply_hub_pod_delete(
         .await
         .expect("applying the hub rbac.yaml");
     let docs = fixture_docs();
-    env.apply_yaml(&docs[0].to_string())
+    env.apply_yaml_warn(&docs[0].to_string())
         .await
         .expect("applying the hub fault.yaml");
     let mut engine = docs[1].clone();
@@ -149,7 +149,7 @@ async fn apply_hub_pod_delete(
         "appns": env.ns(), "applabel": APP_LABEL, "appkind": "deployment"
     });
     tweak(&mut engine);
-    env.apply_yaml(&engine.to_string())
+    env.apply_yaml_warn(&engine.to_string())
         .await
         .expect("applying the hub engine.yaml");
     engine_name.to_string()
