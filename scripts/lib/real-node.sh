@@ -256,7 +256,8 @@ real_node_restore_sysctls() {
 
 # The infrastructure images every pod of the node needs: pause (the sandbox) and busybox (apps).
 real_node_images_up() {
-  "$REPO/scripts/build-images" --registry "127.0.0.1:$REGISTRY_PORT" pause busybox
+  # stdout stays for `eval "$(scripts/cluster up)"`: the image lines go to stderr.
+  "$REPO/scripts/build-images" --registry "127.0.0.1:$REGISTRY_PORT" pause busybox >&2
 }
 
 # Host folders containerd, the CNI library and kubelet use whatever their configured roots: which
