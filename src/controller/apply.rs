@@ -2,6 +2,7 @@
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Event, Pod};
 use std::sync::Arc;
+use std::time::Duration;
 
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams, PropagationPolicy};
@@ -78,21 +79,109 @@ pub async fn apply(
     remember_write(ctx, &current);
     // Events are recorded off the reconcile slot, in order: they inform and are best effort, and
     // awaiting them held each engine's slot for several more round trips.
-    if !events.is_empty() {
-        let events: Vec<Effect> = events.into_iter().cloned().collect();
-        for effect in &events {
-            if let Effect::Event(ev) = effect {
-                log_event(ev);
+    for effect in events {
+        if let Effect::Event(ev) = effect {
+            log_event(ev);
+        }
+    }
+    deliver_owed_events(ctx, current);
+    Ok(replan)
+}
+
+/// After a restart, owed events older than this are taken as delivered: re-checking every
+/// finished engine's last events would cost two requests each, and a controller that was down
+/// longer than this has lost nothing a user still waits for.
+const OUTBOX_HORIZON_SECS: i64 = 900;
+/// Attempts per owed event before it is left for a later pass (apiserver down for minutes).
+const EMIT_ATTEMPTS: u32 = 8;
+
+/// Emits the owed events of the engine's stored status that no emitter has taken yet, in order,
+/// off the reconcile slot: the status already records them, so nothing is lost if this fails.
+fn deliver_owed_events(ctx: &Arc<Context>, engine: ChaosEngine) {
+    let Some(status) = engine.status.as_ref() else {
+        return;
+    };
+    let uid = engine.metadata.uid.clone().unwrap_or_default();
+    let owed: Vec<crate::api::OwedEvent> = {
+        let Ok(mut outbox) = ctx.outbox.lock() else {
+            return;
+        };
+        let known = outbox.contains_key(&uid);
+        let entry = outbox.entry(uid.clone()).or_default();
+        let now = Timestamp::now();
+        let owed: Vec<_> = status
+            .pending_events
+            .iter()
+            .filter(|e| (e.run, e.seq) > entry.scheduled)
+            .filter(|e| {
+                known
+                    || e.at
+                        .parse::<Timestamp>()
+                        .is_ok_and(|at| now.duration_since(at).as_secs() < OUTBOX_HORIZON_SECS)
+            })
+            .cloned()
+            .collect();
+        if !known {
+            // Those past the horizon count as delivered (see OUTBOX_HORIZON_SECS).
+            let first_owed = owed.first().map(|e| (e.run, e.seq));
+            if let Some(old) = status
+                .pending_events
+                .iter()
+                .map(|e| (e.run, e.seq))
+                .filter(|k| first_owed.is_none_or(|f| *k < f))
+                .max()
+            {
+                entry.delivered = entry.delivered.max(old);
             }
         }
-        let ctx = ctx.clone();
-        tokio::spawn(async move {
-            for effect in &events {
-                let _ = run_effect(&ctx, &ns, &mut current, effect).await;
-            }
-        });
+        if let Some(last) = owed.last() {
+            entry.scheduled = entry.scheduled.max((last.run, last.seq));
+        }
+        owed
+    };
+    if owed.is_empty() {
+        return;
     }
-    Ok(replan)
+    let ctx = ctx.clone();
+    tokio::spawn(async move {
+        let ns = engine.metadata.namespace.clone().unwrap_or_default();
+        let api: Api<Event> = Api::namespaced(ctx.client.clone(), &ns);
+        for ev in &owed {
+            let mut attempt = 0;
+            loop {
+                ctx.metrics.api_write();
+                match events::emit_owed(&api, &engine, ev).await {
+                    Ok(()) => {
+                        if let Ok(mut o) = ctx.outbox.lock() {
+                            let entry = o.entry(uid.clone()).or_default();
+                            entry.delivered = entry.delivered.max((ev.run, ev.seq));
+                        }
+                        break;
+                    }
+                    Err(e) => {
+                        ctx.metrics
+                            .reconcile_errors
+                            .with_label_values(&["event"])
+                            .inc();
+                        attempt += 1;
+                        // A terminating namespace refuses new objects: nothing to retry for.
+                        let forbidden =
+                            matches!(&e, Error::Kube { source, .. } if is_status(source, 403));
+                        if attempt >= EMIT_ATTEMPTS || forbidden {
+                            warn!(reason = %ev.reason, error = %e, "could not record an event; a later pass retries it");
+                            if let Ok(mut o) = ctx.outbox.lock() {
+                                let entry = o.entry(uid.clone()).or_default();
+                                entry.scheduled = entry.delivered;
+                            }
+                            return;
+                        }
+                        debug!(reason = %ev.reason, error = %e, attempt, "event not recorded yet; retrying");
+                        tokio::time::sleep(Duration::from_millis(500u64 << attempt.min(6))).await;
+                    }
+                }
+            }
+        }
+    });
 }
 
 /// Effects on objects other than the engine, which must not be sent by a stale actor.

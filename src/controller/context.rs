@@ -58,6 +58,15 @@ pub struct Caches {
     pub synced: tokio::sync::watch::Receiver<u8>,
 }
 
+/// What this process knows of one engine's outbox.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Outbox {
+    /// Highest (run, seq) handed to an emitter task.
+    pub scheduled: (i64, u64),
+    /// Highest (run, seq) confirmed recorded.
+    pub delivered: (i64, u64),
+}
+
 /// Everything a reconcile needs.
 pub struct Context {
     pub client: Client,
@@ -74,6 +83,9 @@ pub struct Context {
     /// of that engine reads them (see `observe`). Lost on restart, which only means the create is
     /// tried once more and refused again.
     pub rejected: Mutex<HashMap<String, std::collections::BTreeMap<String, String>>>,
+    /// Engine uid → the owed Events (see `status.pendingEvents`) handed to an emitter and the
+    /// ones confirmed delivered, as (run, seq).
+    pub outbox: Mutex<HashMap<String, Outbox>>,
     pub metrics: Arc<crate::metrics::Metrics>,
 }
 

@@ -3,7 +3,7 @@
 use std::collections::BTreeSet;
 
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{ConfigMap, Secret, ServiceAccount};
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret, ServiceAccount};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::Api;
 
@@ -11,7 +11,7 @@ use super::context::Context;
 use super::error::{Error, KubeContext};
 use crate::api::{ChaosEngine, ChaosExperiment};
 use crate::engine::job::{CHAOS_UID_LABEL, mounted_sources};
-use crate::engine::{ExperimentPhase, Observed, lookups};
+use crate::engine::{ExperimentPhase, Observed, aborting, lookups};
 
 fn has_uid(labels: Option<&std::collections::BTreeMap<String, String>>, uid: &str) -> bool {
     labels
@@ -30,6 +30,50 @@ pub fn owned_job(job: &Job, engine_uid: &str) -> bool {
             .iter()
             .flatten()
             .any(|o| o.uid == engine_uid && o.controller == Some(true))
+}
+
+/// Jobs (ours) and pods labelled with the engine's chaosUID, listed from the API server (metadata
+/// only: the abort needs names and deletion marks, nothing else).
+async fn live_chaos_objects(
+    client: &kube::Client,
+    ns: &str,
+    uid: &str,
+) -> Result<(Vec<Job>, Vec<Pod>), Error> {
+    let lp = kube::api::ListParams::default().labels(&format!("{CHAOS_UID_LABEL}={uid}"));
+    let jobs_api: Api<Job> = Api::namespaced(client.clone(), ns);
+    let pods_api: Api<Pod> = Api::namespaced(client.clone(), ns);
+    let (jobs, pods) = futures::try_join!(
+        async {
+            jobs_api
+                .list_metadata(&lp)
+                .await
+                .during("listing chaos Jobs")
+        },
+        async {
+            pods_api
+                .list_metadata(&lp)
+                .await
+                .during("listing chaos pods")
+        },
+    )?;
+    let jobs = jobs
+        .items
+        .into_iter()
+        .map(|m| Job {
+            metadata: m.metadata,
+            ..Default::default()
+        })
+        .filter(|j| owned_job(j, uid))
+        .collect();
+    let pods = pods
+        .items
+        .into_iter()
+        .map(|m| Pod {
+            metadata: m.metadata,
+            ..Default::default()
+        })
+        .collect();
+    Ok((jobs, pods))
 }
 
 /// Above this many ChaosExperiments to read, one LIST of the namespace is cheaper than GETs.
@@ -72,6 +116,19 @@ pub async fn observe(
     };
 
     observed.rejected_jobs = ctx.take_rejected(&uid);
+    observed.events_delivered = ctx
+        .outbox
+        .lock()
+        .ok()
+        .and_then(|o| o.get(&uid).map(|b| b.delivered));
+    if aborting(engine) && observed.jobs.is_empty() && observed.pods.is_empty() {
+        // The caches say the sweep is complete, but a Job created in the same moment as the abort
+        // (or its pod) may not have reached them yet: only a fresh list from the API server can
+        // say nothing is left. Read once per pass, and only at the very end of an abort.
+        let (jobs, pods) = live_chaos_objects(&client, &ns, &uid).await?;
+        observed.jobs = jobs;
+        observed.pods = pods;
+    }
     // A Job we just created may not be in the cache yet: ask the API before calling it vanished.
     // Only a Job we own counts; a launch whose Job does not exist is completed (see plan::monitor),
     // which needs its ChaosExperiment read.

@@ -143,6 +143,7 @@ pub async fn run(
         written: Mutex::new(HashMap::new()),
         failures: Mutex::new(HashMap::new()),
         rejected: Mutex::new(HashMap::new()),
+        outbox: Mutex::new(HashMap::new()),
         metrics,
     });
 

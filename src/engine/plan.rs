@@ -15,10 +15,13 @@ use super::job::{self, JobIdentity, RenderError};
 use super::phase::{EnginePhase, ExperimentPhase};
 use super::random;
 use super::schedule::{self, Start};
+use crate::api::limits;
 use crate::api::{
     ChaosEngine, ChaosEngineStatus, ChaosExperiment, ChaosResult, ExperimentStatus, engine_status,
     experiment_pod, experiment_status, result_name, result_phase, verdict,
 };
+
+pub use crate::api::limits::MAX_RUN_RECORDS;
 
 /// Tunables of the decision.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,6 +64,8 @@ pub struct Observed {
     /// Jobs of this engine the API server refused to create (name → its message): a terminal,
     /// explained outcome for that experiment, never a retry.
     pub rejected_jobs: BTreeMap<String, String>,
+    /// The last owed Event (run, seq) known delivered (see `status.pendingEvents`).
+    pub events_delivered: Option<(i64, u64)>,
 }
 
 /// What the shell must read before planning.
@@ -88,6 +93,20 @@ pub fn engine_problem(engine: &ChaosEngine) -> Option<String> {
         if kind != label {
             return Some("incomplete appinfo, provide appkind and applabel both".into());
         }
+    }
+    if spec.experiments.len() > limits::MAX_EXPERIMENTS {
+        return Some(format!(
+            "spec.experiments: {}",
+            limits::too_many_experiments(spec.experiments.len())
+        ));
+    }
+    if let Some(n) = spec.execution.as_ref().and_then(|x| x.iterations)
+        && n > limits::MAX_ITERATIONS
+    {
+        return Some(format!(
+            "spec.execution.iterations: {}",
+            limits::too_many_iterations(n)
+        ));
     }
     let mut seen = BTreeSet::new();
     for e in &spec.experiments {
@@ -243,6 +262,25 @@ fn situation(engine: &ChaosEngine) -> Situation {
     }
 }
 
+/// Whether two statuses say the same, generations aside (see `apply::status_changed`).
+pub fn same_status(a: &ChaosEngineStatus, b: &ChaosEngineStatus) -> bool {
+    let clear = |s: &ChaosEngineStatus| {
+        let mut s = s.clone();
+        s.observed_generation = None;
+        for c in &mut s.conditions {
+            c.observed_generation = None;
+        }
+        s
+    };
+    clear(a) == clear(b)
+}
+
+/// Whether this engine's pass is an abort (deleted, `stop` mid-run, the abort annotation): the
+/// read step then checks the API, not only its caches, before the sweep is called complete.
+pub fn aborting(engine: &ChaosEngine) -> bool {
+    matches!(situation(engine), Situation::Abort)
+}
+
 /// The status a pass starts from: the stored one, or a fresh one when the run starts now.
 fn working_status(engine: &ChaosEngine, now: Timestamp) -> ChaosEngineStatus {
     match situation(engine) {
@@ -336,6 +374,8 @@ struct Planner<'a> {
     before: Vec<Effect>,
     after: Vec<Effect>,
     wake_at: Option<Timestamp>,
+    /// Events of this pass, in order; written into the status outbox by `finish`.
+    owed: Vec<EventSpec>,
 }
 
 impl<'a> Planner<'a> {
@@ -354,6 +394,7 @@ impl<'a> Planner<'a> {
             before: Vec::new(),
             after: Vec::new(),
             wake_at: None,
+            owed: Vec::new(),
         }
     }
 
@@ -370,11 +411,50 @@ impl<'a> Planner<'a> {
     }
 
     fn event(&mut self, ev: EventSpec) {
+        self.owed.push(ev.clone());
         self.after.push(Effect::Event(ev));
+    }
+
+    /// The outbox: this pass's events go into the status it writes (see
+    /// `ChaosEngineStatus::pending_events`); delivered ones are dropped when a write happens anyway.
+    fn fill_outbox(&mut self) {
+        let changed = self
+            .engine
+            .status
+            .as_ref()
+            .is_none_or(|stored| !same_status(stored, &self.status));
+        if !changed && self.owed.is_empty() {
+            return;
+        }
+        if let Some(delivered) = self.observed.events_delivered {
+            self.status
+                .pending_events
+                .retain(|e| (e.run, e.seq) > delivered);
+        }
+        let run = self.status.run_id.unwrap_or(0);
+        let at = stamp(self.now);
+        for ev in std::mem::take(&mut self.owed) {
+            let seq = self.status.event_seq.unwrap_or(0) + 1;
+            self.status.event_seq = Some(seq);
+            let experiment = match ev.source {
+                super::decision::EventSource::Runner { experiment } => experiment,
+                super::decision::EventSource::Operator => String::new(),
+            };
+            self.status.pending_events.push(crate::api::OwedEvent {
+                run,
+                seq,
+                experiment,
+                type_: ev.event_type.as_str().into(),
+                reason: ev.reason,
+                message: ev.message,
+                at: at.clone(),
+            });
+        }
     }
 
     fn finish(mut self) -> Decision {
         self.status.conditions = self.conditions();
+        self.fill_outbox();
         let requeue_after = self.wake_at.map(|at| {
             let millis = at.duration_since(self.now).as_millis().max(0);
             // Never spin: a due deadline is looked at again in a moment, not in a hot loop.
@@ -467,7 +547,9 @@ impl<'a> Planner<'a> {
         }
         // The fresh status is written in this pass and the run proceeds in the next one, so a
         // retried restart can never delete a Job of the new run.
+        let pending = std::mem::take(&mut self.status.pending_events);
         self.status = fresh_status(self.engine, self.now);
+        self.status.pending_events = pending;
         self.event(EventSpec::operator(
             EventType::Normal,
             "ChaosEngineInitialized",
@@ -604,19 +686,52 @@ impl<'a> Planner<'a> {
                 continue;
             }
             let job = self.status.experiments[i].job_name.clone();
-            self.before.push(Effect::DeleteJob { name: job });
+            self.delete_owned_job(&job, true);
             let why = format!("aborted: experiment {failed} did not pass and stopOnFailure is set");
             self.abort_entry(i, None, Some(why));
         }
     }
 
-    /// Records this iteration's entries in `status.runs`.
+    /// Records this iteration's entries in `status.runs`, keeping the newest [`MAX_RUN_RECORDS`]:
+    /// the oldest are folded into a count and a summary verdict, so the engine verdict still
+    /// covers every iteration and the object never outgrows etcd.
     fn archive_iteration(&mut self, iteration: u32) {
         for e in &self.status.experiments {
             let mut record = e.clone();
             record.iteration = Some(iteration);
             self.status.runs.push(record);
         }
+        let excess = self.status.runs.len().saturating_sub(MAX_RUN_RECORDS);
+        if excess == 0 {
+            return;
+        }
+        let mut folded: Vec<ExperimentStatus> = self.status.runs.drain(..excess).collect();
+        if let Some(v) = self.status.dropped_runs_verdict.take() {
+            folded.push(ExperimentStatus {
+                verdict: v,
+                ..Default::default()
+            });
+        }
+        self.status.dropped_runs_verdict = Some(summary_verdict(&folded));
+        let dropped = u32::try_from(excess).unwrap_or(u32::MAX);
+        self.status.dropped_runs = Some(
+            self.status
+                .dropped_runs
+                .unwrap_or(0)
+                .saturating_add(dropped),
+        );
+    }
+
+    /// The verdict over every iteration: the kept records and the summary of the dropped ones.
+    fn runs_verdict(&self) -> String {
+        let mut all = self.status.runs.clone();
+        if let Some(v) = &self.status.dropped_runs_verdict {
+            all.push(ExperimentStatus {
+                verdict: v.clone(),
+                ..Default::default()
+            });
+        }
+        summary_verdict(&all)
     }
 
     /// Starts the next iteration: fresh entries, and the seeded interval before it may launch.
@@ -753,6 +868,18 @@ impl<'a> Planner<'a> {
         let Some(entry) = self.entry_spec(i) else {
             return LaunchOutcome::NeedsLookup;
         };
+        if name.chars().count() > limits::MAX_EXPERIMENT_NAME_LEN {
+            // The API server would refuse the Job: say why without asking it.
+            let why = limits::experiment_name_too_long(&name);
+            self.end_not_launched(i, experiment_status::SKIPPED, why.clone(), None);
+            self.event(EventSpec::runner(
+                &name,
+                EventType::Warning,
+                "ExperimentJobRejected",
+                why,
+            ));
+            return LaunchOutcome::Skipped;
+        }
         let sa = self
             .engine
             .spec
@@ -896,10 +1023,19 @@ impl<'a> Planner<'a> {
             .find(|j| j.metadata.name.as_deref() == Some(entry.job_name.as_str()));
         let result = self.result_for(&entry);
 
+        if job.is_none() && entry.job_name != self.derived_job_name(i) {
+            // Status names a Job this run never created and we do not own: written by someone
+            // else. Nothing is done to that Job; the entry ends, saying so.
+            let why = format!(
+                "status named Job {:?}, which this engine did not create; ignored (status is written by the controller only)",
+                entry.job_name
+            );
+            self.update_entry(i, |e| e.job_name.clear());
+            self.end_launched(i, why, "ExperimentStatusUntrusted");
+            return;
+        }
         if self.now >= deadline {
-            self.before.push(Effect::DeleteJob {
-                name: entry.job_name.clone(),
-            });
+            self.delete_owned_job(&entry.job_name, true);
             let secs = self.cfg.experiment_deadline.as_secs();
             self.end_launched(
                 i,
@@ -1170,12 +1306,23 @@ impl<'a> Planner<'a> {
     /// Deletes the Job after the status write, if it is one we observed (observe keeps only Jobs
     /// with our controller ownerReference) and not already being deleted.
     fn delete_owned_job_after(&mut self, name: &str) {
+        self.delete_owned_job(name, false);
+    }
+
+    /// Deletes a Job only if it is one we observed (observe keeps only Jobs with our controller
+    /// ownerReference and chaosUID label) and not already being deleted: a name in status proves
+    /// nothing. `before`: ahead of the status write (the shell fences it with a conditional write).
+    fn delete_owned_job(&mut self, name: &str, before: bool) {
         let live = self.observed.jobs.iter().any(|j| {
             j.metadata.name.as_deref() == Some(name) && j.metadata.deletion_timestamp.is_none()
         });
         let effect = Effect::DeleteJob { name: name.into() };
         if live && !self.after.contains(&effect) && !self.before.contains(&effect) {
-            self.after.push(effect);
+            if before {
+                self.before.push(effect);
+            } else {
+                self.after.push(effect);
+            }
         }
     }
 
@@ -1231,7 +1378,7 @@ impl<'a> Planner<'a> {
         self.status.verdict = if self.status.runs.is_empty() {
             summary_verdict(&self.status.experiments)
         } else {
-            summary_verdict(&self.status.runs)
+            self.runs_verdict()
         };
         if self.status.experiments.is_empty() {
             self.status.message = "no experiments listed".into();

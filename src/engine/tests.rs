@@ -1583,7 +1583,11 @@ fn a_job_name_in_status_that_this_run_does_not_derive_is_never_created() {
             .any(|x| matches!(x, Effect::CreateJob(_) | Effect::DeleteJob { .. }))
     );
     assert_eq!(d.status.experiments[0].phase, "Failed");
-    assert!(d.events().any(|e| e.reason == "ExperimentJobVanished"));
+    assert_eq!(
+        d.status.experiments[0].job_name, "",
+        "the foreign name is not kept"
+    );
+    assert!(d.events().any(|e| e.reason == "ExperimentStatusUntrusted"));
 }
 
 #[test]
@@ -1667,4 +1671,100 @@ fn a_sequential_engine_looks_up_every_pending_experiment_at_once() {
             .all(|x| x.status == "ChaosExperiment Not Found")
     );
     assert_eq!(d.status.engine_status, "completed", "decided in one pass");
+}
+
+#[test]
+fn many_iterations_keep_status_runs_bounded_and_the_verdict_covers_all() {
+    let e = engine_yaml(json!({
+        "experiments": [{"name": "a"}, {"name": "b"}],
+        "execution": {"mode": "parallel", "iterations": 80, "seed": 1}
+    }));
+    let o = observed_all_present(&["a", "b"]);
+    let mut e = persisted(e.clone(), &plan(&e, &o, now(), &cfg()));
+    let mut t = 0;
+    let mut first_failed = false;
+    for _ in 0..400 {
+        t += 1;
+        let st = e.status.clone().unwrap();
+        if st.engine_status == "completed" {
+            break;
+        }
+        // Iteration 1's experiment `a` fails; every other run passes.
+        let d = if !first_failed && st.experiments.iter().any(|x| x.phase == "Launched") {
+            first_failed = true;
+            let x = st.experiments.iter().find(|x| x.name == "a").unwrap();
+            let mut obs = Observed::default();
+            obs.jobs.push(job_obj(&x.job_name));
+            obs.pods
+                .push(pod(&x.job_name, "Failed", Some(terminated(1, "Error"))));
+            plan(&e, &obs, later(t), &cfg())
+        } else if st.experiments.iter().any(|x| x.phase == "Launched") {
+            pass_all_running(&e, later(t))
+        } else {
+            plan(&e, &o, later(t), &cfg())
+        };
+        e = persisted(e, &d);
+    }
+    let st = e.status.unwrap();
+    assert_eq!(st.engine_status, "completed");
+    assert_eq!(st.runs.len(), super::plan::MAX_RUN_RECORDS);
+    assert_eq!(st.dropped_runs, Some(160 - 100));
+    assert_eq!(
+        st.verdict, "Fail",
+        "the failure of iteration 1 still counts"
+    );
+}
+
+#[test]
+fn events_are_owed_in_the_status_that_records_their_transition() {
+    let d = plan(
+        &engine(),
+        &observed_all_present(&["pod-delete"]),
+        now(),
+        &cfg(),
+    );
+    let owed: Vec<&str> = d
+        .status
+        .pending_events
+        .iter()
+        .map(|e| e.reason.as_str())
+        .collect();
+    let emitted: Vec<String> = d.events().map(|e| e.reason.clone()).collect();
+    assert_eq!(
+        owed, emitted,
+        "every event of the pass is in the outbox, in order"
+    );
+    let seqs: Vec<u64> = d.status.pending_events.iter().map(|e| e.seq).collect();
+    assert_eq!(seqs, (1..=seqs.len() as u64).collect::<Vec<_>>());
+    assert_eq!(d.status.event_seq, Some(seqs.len() as u64));
+    assert!(d.status.pending_events.iter().all(|e| e.run == 3));
+    // Delivered events are dropped by the next write that happens anyway, never by a write of
+    // their own; new ones continue the sequence.
+    let (e, job) = (
+        persisted(engine(), &d),
+        created_job(&d).metadata.name.unwrap(),
+    );
+    let mut o = Observed {
+        jobs: vec![job_obj(&job)],
+        pods: vec![pod(&job, "Pending", None)],
+        events_delivered: Some((3, seqs.len() as u64)),
+        ..Default::default()
+    };
+    let idle = plan(&e, &o, later(1), &cfg());
+    assert_eq!(
+        idle.status,
+        e.status.clone().unwrap(),
+        "no write just to drop delivered events"
+    );
+    o.pods = vec![pod(&job, "Succeeded", Some(terminated(0, "Completed")))];
+    o.results = vec![result(&job, "Pass", "Completed")];
+    let done = plan(&e, &o, later(5), &cfg());
+    let reasons: Vec<&str> = done
+        .status
+        .pending_events
+        .iter()
+        .map(|e| e.reason.as_str())
+        .collect();
+    assert_eq!(reasons, ["ExperimentJobCleanUp", "ChaosEngineCompleted"]);
+    assert_eq!(done.status.pending_events[0].seq, seqs.len() as u64 + 1);
 }

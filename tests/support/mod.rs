@@ -10,10 +10,14 @@
 //! ([`fake_experiment`]).
 #![allow(dead_code)]
 
+pub mod audit;
 pub mod builders;
 pub mod controller;
 pub mod fake_experiment;
+pub mod forged;
+pub mod latency;
 pub mod litmus_protocol;
+pub mod watch;
 
 use std::collections::BTreeMap;
 use std::fmt::Debug;
@@ -310,6 +314,11 @@ impl TestEnv {
             eprintln!("[e2e] warning: {e:#}");
         }
         Ok(env)
+    }
+
+    /// The connection settings of [`TestEnv::client`] (e.g. to build a client through a proxy).
+    pub fn config(&self) -> &Config {
+        &self.config
     }
 
     pub fn client(&self) -> Client {
