@@ -21,16 +21,14 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use chaos_conductor::api::{
-    API_VERSION, ChaosResult, ChaosResultSpec, ChaosResultStatus, ErrorOutput,
-    ResultExperimentStatus, result_name, result_phase, verdict as v,
-};
+use super::litmus_protocol::{Outcome, Reporter};
+use chaos_conductor::api::result_name;
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::{ConfigMap, Event, EventSource, ObjectReference, Pod, Secret};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kube::Client;
-use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::{WatchStreamExt, watcher};
 use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
@@ -346,7 +344,6 @@ struct Run {
     chaos_ns: String,
     chaos_uid: String,
     instance_id: String,
-    result_name: String,
     labels: BTreeMap<String, String>,
 }
 
@@ -432,7 +429,6 @@ async fn play(ctx: &Ctx, pod: Pod, mut rx: watch::Receiver<Pod>) -> anyhow::Resu
         chaos_ns: seen.chaos_namespace.clone(),
         chaos_uid: seen.chaos_uid.clone(),
         instance_id: seen.instance_id.clone(),
-        result_name: seen.result_name.clone(),
         labels,
     };
     if behaviour.finish == FakeFinish::ExitWithoutResult {
@@ -452,29 +448,23 @@ async fn play(ctx: &Ctx, pod: Pod, mut rx: watch::Receiver<Pod>) -> anyhow::Resu
         return Ok(());
     }
 
-    // Start of test.
-    let result = write_result(ctx, &run, |r| {
-        r.experiment_status = ResultExperimentStatus {
-            phase: result_phase::RUNNING.into(),
-            verdict: v::AWAITED.into(),
-            probe_success_percentage: Some(v::AWAITED.into()),
-            error_output: None,
-        };
-        r.probe_statuses.clear();
-    })
-    .await?;
+    let reporter = Reporter::new(
+        ctx.client.clone(),
+        &run.pod_name,
+        &run.engine,
+        &run.experiment,
+        &run.chaos_ns,
+        &run.chaos_uid,
+        &run.instance_id,
+        run.labels.clone(),
+    );
     let exp = run.experiment.clone();
-    let msg = format!("experiment: {exp}, Result: Awaited");
-    result_event(ctx, &run, &result, "Awaited", "Normal", &msg).await?;
-    engine_event(ctx, &run, "PreChaosCheck", "Normal", "AUT: Running").await?;
-    engine_event(
-        ctx,
-        &run,
-        "ChaosInject",
-        "Normal",
-        &format!("Injecting {exp} chaos on application pod"),
-    )
-    .await?;
+    reporter
+        .start_of_test(
+            "AUT: Running",
+            &format!("Injecting {exp} chaos on application pod"),
+        )
+        .await?;
 
     // Chaos duration, interrupted by an abort (the pod being deleted).
     let deleted = |p: &Pod| p.metadata.deletion_timestamp.is_some();
@@ -487,10 +477,10 @@ async fn play(ctx: &Ctx, pod: Pod, mut rx: watch::Receiver<Pod>) -> anyhow::Resu
     };
     tokio::select! {
         _ = tokio::time::sleep(run_time.min(Duration::from_secs(86400 * 365))) => {}
-        _ = wait_abort => return abort(ctx, &run).await,
+        _ = wait_abort => return abort(ctx, &run, &reporter).await,
     }
     if rx.borrow().metadata.deletion_timestamp.is_some() {
-        return abort(ctx, &run).await;
+        return abort(ctx, &run, &reporter).await;
     }
 
     if let FakeFinish::PodFails { exit_code } = behaviour.finish {
@@ -506,257 +496,30 @@ async fn play(ctx: &Ctx, pod: Pod, mut rx: watch::Receiver<Pod>) -> anyhow::Resu
     }
 
     // End of test.
-    let (verdict, summary_type, summary) = match &behaviour.verdict {
-        FakeVerdict::Pass => (
-            v::PASS,
-            "Normal",
-            format!("{exp} experiment has been Passed"),
-        ),
-        FakeVerdict::Fail => (
-            v::FAIL,
-            "Warning",
-            format!("{exp} experiment has been Failed"),
-        ),
-        FakeVerdict::Error { .. } => (
-            v::ERROR,
-            "Warning",
-            format!("experiment: {exp}, Result: Error"),
-        ),
+    let outcome = match &behaviour.verdict {
+        FakeVerdict::Pass => Outcome::Pass,
+        FakeVerdict::Fail => Outcome::Fail,
+        FakeVerdict::Error { code, reason } => Outcome::Error {
+            code: code.clone(),
+            reason: reason.clone(),
+        },
     };
-    if !matches!(behaviour.verdict, FakeVerdict::Error { .. }) {
-        engine_event(ctx, &run, "PostChaosCheck", "Normal", "AUT: Running").await?;
-    }
-    let final_verdict = behaviour.verdict.clone();
-    let result = write_result(ctx, &run, move |r| {
-        let st = &mut r.experiment_status;
-        let history = r.history.get_or_insert_default();
-        match &final_verdict {
-            FakeVerdict::Pass => {
-                st.phase = result_phase::COMPLETED.into();
-                st.verdict = v::PASS.into();
-                st.probe_success_percentage = Some("100".into());
-                history.passed_runs += 1;
-            }
-            FakeVerdict::Fail => {
-                st.phase = result_phase::COMPLETED.into();
-                st.verdict = v::FAIL.into();
-                st.probe_success_percentage = Some("0".into());
-                history.failed_runs += 1;
-            }
-            FakeVerdict::Error { code, reason } => {
-                st.phase = result_phase::ERROR.into();
-                st.verdict = v::ERROR.into();
-                st.probe_success_percentage = Some("0".into());
-                st.error_output = Some(ErrorOutput {
-                    error_code: code.clone(),
-                    reason: reason.clone(),
-                });
-            }
-        }
-    })
-    .await?;
-    engine_event(ctx, &run, "Summary", summary_type, &summary).await?;
-    let result_type = if verdict == v::PASS {
-        "Normal"
-    } else {
-        "Warning"
-    };
-    let msg = format!("experiment: {exp}, Result: {verdict}");
-    result_event(ctx, &run, &result, verdict, result_type, &msg).await?;
-
-    let outcome = match behaviour.finish {
+    reporter.end_of_test(&outcome, "AUT: Running", &[]).await?;
+    let finish = match behaviour.finish {
         FakeFinish::MainContainerOnly => "main-done",
         _ => "succeed",
     };
     ctx.shared
-        .set_state(&pod_uid, FakeState::Finished(verdict.to_string()));
-    annotate(ctx, &pod_name, &[("e2e.test/outcome", outcome)]).await?;
+        .set_state(&pod_uid, FakeState::Finished(outcome.verdict().to_string()));
+    annotate(ctx, &pod_name, &[("e2e.test/outcome", finish)]).await?;
     Ok(())
 }
 
 /// §5.5: SIGTERM handler of the experiment.
-async fn abort(ctx: &Ctx, run: &Run) -> anyhow::Result<()> {
-    let result = write_result(ctx, run, |r| {
-        let st = &mut r.experiment_status;
-        st.phase = result_phase::STOPPED.into();
-        st.verdict = v::STOPPED.into();
-        st.error_output = Some(ErrorOutput {
-            error_code: "EXPERIMENT_ABORTED".into(),
-            reason: "Chaos injection stopped!".into(),
-        });
-        r.history.get_or_insert_default().stopped_runs += 1;
-    })
-    .await?;
-    let msg = format!("{} experiment has been aborted", run.experiment);
-    engine_event(ctx, run, "Summary", "Warning", &msg).await?;
-    result_event(
-        ctx,
-        run,
-        &result,
-        "Abort",
-        "Warning",
-        "Experiment is aborted",
-    )
-    .await?;
+async fn abort(ctx: &Ctx, run: &Run, reporter: &Reporter) -> anyhow::Result<()> {
+    reporter.stopped().await?;
     ctx.shared.set_state(&run.pod_uid, FakeState::Aborted);
     Ok(())
-}
-
-/// Get-modify-create/replace of the ChaosResult, retried on conflicts (litmus-go re-reads and
-/// retries too). Labels are refreshed from the pod with `chaosUID` forced.
-async fn write_result(
-    ctx: &Ctx,
-    run: &Run,
-    modify: impl Fn(&mut ChaosResultStatus),
-) -> anyhow::Result<ChaosResult> {
-    let api: Api<ChaosResult> = Api::namespaced(ctx.client.clone(), &run.chaos_ns);
-    let mut labels = run.labels.clone();
-    labels.insert("chaosUID".into(), run.chaos_uid.clone());
-    let spec = ChaosResultSpec {
-        engine: run.engine.clone(),
-        experiment: run.experiment.clone(),
-        instance: run.instance_id.clone(),
-    };
-    let mut last_err = None;
-    for _ in 0..20 {
-        let existing = api.get_opt(&run.result_name).await?;
-        let outcome = match existing {
-            None => {
-                let mut r = ChaosResult::new(&run.result_name, spec.clone());
-                r.metadata.namespace = Some(run.chaos_ns.clone());
-                r.metadata.labels = Some(labels.clone());
-                modify(r.status.insert(ChaosResultStatus::default()));
-                api.create(&PostParams::default(), &r).await
-            }
-            Some(mut r) => {
-                r.metadata.labels = Some(labels.clone());
-                r.spec.engine = spec.engine.clone();
-                r.spec.experiment = spec.experiment.clone();
-                r.spec.instance = spec.instance.clone();
-                modify(r.status.get_or_insert_default());
-                api.replace(&run.result_name, &PostParams::default(), &r)
-                    .await
-            }
-        };
-        match outcome {
-            Ok(r) => return Ok(r),
-            Err(kube::Error::Api(s)) if s.code == 409 => {
-                last_err = Some(kube::Error::Api(s));
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Err(anyhow::anyhow!(
-        "ChaosResult {} kept conflicting: {last_err:?}",
-        run.result_name
-    ))
-}
-
-fn now() -> Time {
-    Time(Timestamp::now())
-}
-
-/// litmus-go's engine events: name `<Reason><experiment><engineUID>`, get-or-create, count++,
-/// source = pod name.
-async fn engine_event(
-    ctx: &Ctx,
-    run: &Run,
-    reason: &str,
-    type_: &str,
-    message: &str,
-) -> anyhow::Result<()> {
-    let involved = ObjectReference {
-        api_version: Some(API_VERSION.into()),
-        kind: Some("ChaosEngine".into()),
-        name: Some(run.engine.clone()),
-        namespace: Some(run.chaos_ns.clone()),
-        uid: Some(run.chaos_uid.clone()),
-        ..Default::default()
-    };
-    let name = format!("{reason}{}{}", run.experiment, run.chaos_uid);
-    upsert_event(ctx, run, &name, involved, reason, type_, message, true).await
-}
-
-/// Events on the ChaosResult: name `<Reason><podName>`, create only.
-async fn result_event(
-    ctx: &Ctx,
-    run: &Run,
-    result: &ChaosResult,
-    reason: &str,
-    type_: &str,
-    message: &str,
-) -> anyhow::Result<()> {
-    let involved = ObjectReference {
-        api_version: Some(API_VERSION.into()),
-        kind: Some("ChaosResult".into()),
-        name: result.metadata.name.clone(),
-        namespace: Some(run.chaos_ns.clone()),
-        uid: result.metadata.uid.clone(),
-        ..Default::default()
-    };
-    let name = format!("{reason}{}", run.pod_name);
-    upsert_event(ctx, run, &name, involved, reason, type_, message, false).await
-}
-
-#[allow(clippy::too_many_arguments)]
-async fn upsert_event(
-    ctx: &Ctx,
-    run: &Run,
-    name: &str,
-    involved: ObjectReference,
-    reason: &str,
-    type_: &str,
-    message: &str,
-    count_up: bool,
-) -> anyhow::Result<()> {
-    let api: Api<Event> = Api::namespaced(ctx.client.clone(), &run.chaos_ns);
-    for _ in 0..10 {
-        let outcome = match api.get_opt(name).await? {
-            Some(mut e) if count_up => {
-                e.count = Some(e.count.unwrap_or(0) + 1);
-                e.last_timestamp = Some(now());
-                e.message = Some(message.into());
-                e.type_ = Some(type_.into());
-                e.source = Some(EventSource {
-                    component: Some(run.pod_name.clone()),
-                    ..Default::default()
-                });
-                api.replace(name, &PostParams::default(), &e)
-                    .await
-                    .map(|_| ())
-            }
-            Some(_) => return Ok(()),
-            None => {
-                let e = Event {
-                    metadata: ObjectMeta {
-                        name: Some(name.into()),
-                        namespace: Some(run.chaos_ns.clone()),
-                        ..Default::default()
-                    },
-                    involved_object: involved.clone(),
-                    reason: Some(reason.into()),
-                    message: Some(message.into()),
-                    type_: Some(type_.into()),
-                    count: Some(1),
-                    first_timestamp: Some(now()),
-                    last_timestamp: Some(now()),
-                    source: Some(EventSource {
-                        component: Some(run.pod_name.clone()),
-                        ..Default::default()
-                    }),
-                    ..Default::default()
-                };
-                api.create(&PostParams::default(), &e).await.map(|_| ())
-            }
-        };
-        match outcome {
-            Ok(()) => return Ok(()),
-            Err(kube::Error::Api(s)) if s.code == 409 => continue,
-            Err(e) => return Err(anyhow::Error::from(e).context(format!("event {name}"))),
-        }
-    }
-    anyhow::bail!("event {name} kept conflicting")
 }
 
 async fn annotate(ctx: &Ctx, pod: &str, annotations: &[(&str, &str)]) -> anyhow::Result<()> {

@@ -17,6 +17,7 @@ pub mod controller;
 pub mod fake_experiment;
 pub mod forged;
 pub mod latency;
+pub mod litmus_protocol;
 pub mod tools;
 pub mod watch;
 
@@ -384,6 +385,25 @@ impl TestEnv {
     /// Server-side applies every document of a multi-document YAML stream (field manager
     /// [`FIELD_MANAGER`], forced). Namespaced objects without a namespace go to the test namespace.
     pub async fn apply_yaml(&self, yaml: &str) -> anyhow::Result<Vec<DynamicObject>> {
+        self.apply_yaml_with(yaml, Some(PatchParams::apply(FIELD_MANAGER).force()))
+            .await
+    }
+
+    /// [`TestEnv::apply_yaml`] the way `kubectl apply --validate=warn` does: fields outside the
+    /// schema (the hub's top-level `description` in fault.yaml) are pruned with a warning instead
+    /// of refused, as with Litmus's own CRDs. Server-side apply cannot do that (it refuses to
+    /// build a typed patch with undeclared fields), so this creates, or merge-patches an object
+    /// that exists, with the API server's default field validation (Warn).
+    pub async fn apply_yaml_warn(&self, yaml: &str) -> anyhow::Result<Vec<DynamicObject>> {
+        self.apply_yaml_with(yaml, None).await
+    }
+
+    /// `pp`: server-side apply with these params; `None`: create, else merge patch.
+    async fn apply_yaml_with(
+        &self,
+        yaml: &str,
+        pp: Option<PatchParams>,
+    ) -> anyhow::Result<Vec<DynamicObject>> {
         use serde::Deserialize;
         let mut applied = Vec::new();
         for doc in serde_norway::Deserializer::from_str(yaml) {
@@ -416,11 +436,17 @@ impl TestEnv {
             } else {
                 Api::all_with(self.client.clone(), &ar)
             };
-            let pp = PatchParams::apply(FIELD_MANAGER).force();
-            let out = api
-                .patch(&name, &pp, &Patch::Apply(&obj))
-                .await
-                .with_context(|| format!("applying {} {name}", types.kind))?;
+            let out = match &pp {
+                Some(pp) => api.patch(&name, pp, &Patch::Apply(&obj)).await,
+                None => match api.create(&PostParams::default(), &obj).await {
+                    Err(kube::Error::Api(e)) if e.code == 409 => {
+                        api.patch(&name, &PatchParams::default(), &Patch::Merge(&obj))
+                            .await
+                    }
+                    other => other,
+                },
+            }
+            .with_context(|| format!("applying {} {name}", types.kind))?;
             applied.push(out);
         }
         Ok(applied)
