@@ -32,6 +32,10 @@ pub struct Settings {
     pub plan: PlanConfig,
     /// Longest per-engine error backoff.
     pub max_backoff: Duration,
+    /// The cluster-wide kill switch ConfigMap (see `controller::halt`); `None`: none.
+    pub halt_switch: Option<super::halt::SwitchRef>,
+    /// Watch Namespaces for the per-namespace kill switch annotation (needs list/watch namespaces).
+    pub halt_namespace_annotations: bool,
 }
 
 impl Default for Settings {
@@ -41,6 +45,8 @@ impl Default for Settings {
             concurrency: 32,
             plan: PlanConfig::default(),
             max_backoff: Duration::from_secs(300),
+            halt_switch: None,
+            halt_namespace_annotations: false,
         }
     }
 }
@@ -68,6 +74,8 @@ pub struct Context {
     /// Consecutive failures per engine, for the capped exponential backoff.
     pub failures: Mutex<HashMap<ObjectRef<ChaosEngine>, u32>>,
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// The kill switches (`controller::halt`).
+    pub halt: Arc<super::halt::HaltState>,
 }
 
 impl Context {
