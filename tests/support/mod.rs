@@ -11,6 +11,7 @@
 #![allow(dead_code)]
 
 pub mod builders;
+pub mod chart;
 pub mod controller;
 pub mod fake_experiment;
 
