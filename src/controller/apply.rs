@@ -142,7 +142,17 @@ async fn write_status(
         StatusMode::Subresource => g,
         StatusMode::MainResource => g + 1,
     });
-    desired.observed_generation = generation;
+    // A held engine (controller::halt) has not acted on this generation: keeping the old stamp
+    // keeps a held restart a restart once the kill switch is released.
+    let held = desired
+        .conditions
+        .iter()
+        .any(|c| c.type_ == super::halt::HELD_CONDITION);
+    desired.observed_generation = if held {
+        old.observed_generation
+    } else {
+        generation
+    };
     for c in &mut desired.conditions {
         c.observed_generation = generation;
     }
