@@ -5,6 +5,9 @@
 //! This swaps the cluster-wide ChaosEngine CRD for the duration of the test, which would disturb
 //! tests running beside it: it is `#[ignore]`d and `scripts/test` runs it alone, after the others
 //! (`cargo test --test litmus_crds -- --ignored`). It restores our CRD at the end, pass or fail.
+//!
+//! In the same window: issue 11 item 2, a forged status on the main resource naming an unrelated
+//! Job (see `support::forged`).
 mod support;
 
 use std::time::Duration;
@@ -21,6 +24,7 @@ use kube::api::{Api, ApiResource, DynamicObject, PostParams};
 use kube::{Client, ResourceExt};
 use serde_json::json;
 use support::controller::InProcessController;
+use support::forged::{StatusWrite, forged_status_names_someone_elses_job};
 use support::*;
 
 const CRD: &str = "chaosengines.litmuschaos.io";
@@ -86,9 +90,17 @@ async fn runs_on_litmus_crds_and_survives_a_malformed_engine() {
         StatusMode::MainResource,
     )
     .await;
-    let outcome = std::panic::AssertUnwindSafe(scenario(env))
-        .catch_unwind()
-        .await;
+    let outcome = std::panic::AssertUnwindSafe(async {
+        scenario(env).await;
+        // Issue 11 item 2 on Litmus's CRDs, in the same window with the swapped CRD.
+        let forged = TestEnv::new("litmus-forged").await;
+        forged.create_service_account(SAMPLE_SA).await;
+        forged.create(&sample_experiment("pod-delete")).await;
+        forged_status_names_someone_elses_job(&forged, StatusWrite::MainResource).await;
+        forged.cleanup().await;
+    })
+    .catch_unwind()
+    .await;
     install(&client, ours, StatusMode::Subresource).await;
     if let Err(panic) = outcome {
         std::panic::resume_unwind(panic);

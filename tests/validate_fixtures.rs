@@ -4,7 +4,14 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 fn validate(args: &[&str], stdin: Option<&[u8]>) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_chaos-conductor"))
+    // CHAOS_CONDUCTOR_BIN: see tests/support/controller.rs (shared target directories).
+    let bin = std::env::var_os("CHAOS_CONDUCTOR_BIN")
+        .filter(|v| !v.is_empty())
+        .map_or_else(
+            || env!("CARGO_BIN_EXE_chaos-conductor").into(),
+            PathBuf::from,
+        );
+    let mut child = Command::new(bin)
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .arg("validate")
         .args(args)
@@ -175,4 +182,16 @@ fn unreadable_path_is_an_error_not_a_panic() {
     let out = validate(&["-f", "tests/fixtures/does-not-exist.yaml"], None);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stdout).contains("cannot read"));
+}
+
+#[test]
+fn hub_description_is_part_of_the_schema_not_a_dropped_field() {
+    // Hub faults carry a top-level `description`; the CRD declares it (issue 11 item 9).
+    let out = validate(&["-f", "tests/fixtures/valid"], None);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(
+        !stdout.lines().any(|l| l.contains(": description")),
+        "validate reports the hub description:\n{stdout}"
+    );
 }

@@ -1,9 +1,11 @@
 //! The three CRDs as installed: derived from the types, then adjusted where Litmus differs from
 //! kube-derive's defaults.
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
+    CustomResourceDefinition, JSONSchemaProps, JSONSchemaPropsOrBool,
+};
 use kube::CustomResourceExt;
 
-use super::{ChaosEngine, ChaosExperiment, ChaosResult};
+use super::{ChaosEngine, ChaosExperimentDerived, ChaosResult};
 
 /// ChaosEngine, ChaosExperiment and ChaosResult CRDs, in that order.
 pub fn all_crds() -> Vec<CustomResourceDefinition> {
@@ -13,7 +15,17 @@ pub fn all_crds() -> Vec<CustomResourceDefinition> {
     for version in &mut result.spec.versions {
         version.subresources = None;
     }
-    let mut crds = vec![ChaosEngine::crd(), ChaosExperiment::crd(), result];
+    let mut experiment = ChaosExperimentDerived::crd();
+    for version in &mut experiment.spec.versions {
+        if let Some(schema) = version
+            .schema
+            .as_mut()
+            .and_then(|s| s.open_api_v3_schema.as_mut())
+        {
+            add_description(schema);
+        }
+    }
+    let mut crds = vec![ChaosEngine::crd(), experiment, result];
     for crd in &mut crds {
         for version in &mut crd.spec.versions {
             if let Some(schema) = version
@@ -30,6 +42,26 @@ pub fn all_crds() -> Vec<CustomResourceDefinition> {
         }
     }
     crds
+}
+
+/// Litmus's ChaosExperiment CRD declares a top-level `description` (a map of strings; ChaosHub
+/// faults carry `description.message`). kube's derive only knows `spec` and `status`, so it is
+/// added here; without it a strict `kubectl apply` of a hub fault fails on an unknown field.
+/// The root schema keeps the kind's name as its title (the derive names it after the derived type).
+fn add_description(schema: &mut JSONSchemaProps) {
+    schema.title = Some(super::EXPERIMENT_KIND.into());
+    let description = JSONSchemaProps {
+        type_: Some("object".into()),
+        additional_properties: Some(JSONSchemaPropsOrBool::Schema(Box::new(JSONSchemaProps {
+            type_: Some("string".into()),
+            ..JSONSchemaProps::default()
+        }))),
+        ..JSONSchemaProps::default()
+    };
+    schema
+        .properties
+        .get_or_insert_with(Default::default)
+        .insert("description".into(), description);
 }
 
 /// Adapts a derived schema to the apiserver: `default`s come from `#[serde(default)]` and would

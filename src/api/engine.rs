@@ -330,6 +330,26 @@ pub struct Execution {
     pub stop_on_failure: Option<bool>,
 }
 
+/// An Event a transition owes (see `ChaosEngineStatus::pending_events`).
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OwedEvent {
+    /// The run (`status.runId`) whose transition owes it.
+    pub run: i64,
+    /// Order within the run, from 1.
+    pub seq: u64,
+    /// The experiment of a runner event (`<engine>-runner` source); empty for operator events.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub experiment: String,
+    /// `Normal` or `Warning`.
+    #[serde(rename = "type")]
+    pub type_: String,
+    pub reason: String,
+    pub message: String,
+    /// When the transition was decided (RFC 3339).
+    pub at: String,
+}
+
 /// The observed state of a ChaosEngine: Litmus's fields plus the persisted phase machine.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
@@ -375,6 +395,22 @@ pub struct ChaosEngineStatus {
     /// Per-iteration and per-experiment records of `spec.execution` runs.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub runs: Vec<ExperimentStatus>,
+    /// How many of the oldest `runs` records were dropped to keep the object small (etcd refuses
+    /// objects over ~1.5 MB); their verdicts still count, through `droppedRunsVerdict`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dropped_runs: Option<u32>,
+    /// The summary verdict of the dropped `runs` records.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dropped_runs_verdict: Option<String>,
+    /// The outbox: Events owed by the transitions this status records, written with them, so an
+    /// Event is never lost to a crash between the transition and its Event. Each is emitted once
+    /// (its `seq` is stamped on the Event object; a retry adopts), and dropped from here by a
+    /// later status write once delivered.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pending_events: Vec<OwedEvent>,
+    /// The last `seq` handed out in this run (see `pendingEvents`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_seq: Option<u64>,
     /// Standard conditions (`Ready`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,

@@ -5,6 +5,7 @@
 mod crd;
 pub mod engine;
 pub mod experiment;
+pub mod limits;
 pub mod result;
 pub mod schema;
 

@@ -2,6 +2,7 @@
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Event, Pod};
 use std::sync::Arc;
+use std::time::Duration;
 
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams, PropagationPolicy};
@@ -20,37 +21,229 @@ use crate::engine::{Decision, Effect};
 /// Executes `decision` for `engine`: effects before the status, the status (only if changed),
 /// effects after it. The engine's resourceVersion is carried from write to write, so every engine
 /// write is conditional on the state the decision was made from.
+///
+/// Fencing: no effect on other objects (create or delete a Job, delete pods, replace a result) is
+/// sent before a conditional write of the engine succeeded in this pass: the status write, or a
+/// no-op patch carrying the resourceVersion the decision was made from. A stale actor (a paused
+/// leader, a lagging cache) fails that precondition instead of acting on an old view.
+///
+/// Returns whether the engine should be planned again at once (the API server refused a Job).
 pub async fn apply(
     ctx: &Arc<Context>,
     engine: &ChaosEngine,
     decision: &Decision,
-) -> Result<(), Error> {
+) -> Result<bool, Error> {
     let ns = engine.metadata.namespace.clone().unwrap_or_default();
     let mut current = engine.clone();
+    let mut fenced = false;
+    let mut replan = false;
     for effect in &decision.before_status {
-        run_effect(ctx, &ns, &mut current, effect).await?;
+        if needs_fence(effect) && !fenced {
+            fence_write(ctx, &mut current).await?;
+            fenced = true;
+        }
+        replan |= run_effect(ctx, &ns, &mut current, effect).await?;
     }
-    write_status(ctx, &mut current, &decision.status).await?;
     let (events, rest): (Vec<&Effect>, Vec<&Effect>) = decision
         .after_status
         .iter()
         .partition(|e| matches!(e, Effect::Event(_)));
+    // On Litmus's CRD (no status subresource) the final status and `engineState: stop` are one
+    // object: one merge patch, one generation bump, and observedGeneration says so.
+    let stop = rest.iter().find_map(|e| match e {
+        Effect::StopEngine { clear_abort } => Some(*clear_abort),
+        _ => None,
+    });
+    let fold_stop = stop.filter(|_| ctx.status_mode == StatusMode::MainResource);
+    let previous_phase = current.status.as_ref().map(|s| s.phase.clone());
+    let how = StatusWrite {
+        stop_follows: stop.is_some(),
+        fold_stop,
+        force: false,
+    };
+    fenced |= write_status(ctx, &mut current, &decision.status, how).await?;
+    log_transition(previous_phase.as_deref(), &decision.status);
     for effect in rest {
-        run_effect(ctx, &ns, &mut current, effect).await?;
+        if fold_stop.is_some() && matches!(effect, Effect::StopEngine { .. }) {
+            continue;
+        }
+        if needs_fence(effect) && !fenced {
+            fence_write(ctx, &mut current).await?;
+            fenced = true;
+        }
+        replan |= run_effect(ctx, &ns, &mut current, effect).await?;
+        if matches!(effect, Effect::StopEngine { .. }) {
+            sync_observed_generation(ctx, &mut current).await?;
+        }
     }
     remember_write(ctx, &current);
     // Events are recorded off the reconcile slot, in order: they inform and are best effort, and
     // awaiting them held each engine's slot for several more round trips.
-    if !events.is_empty() {
-        let events: Vec<Effect> = events.into_iter().cloned().collect();
-        let ctx = ctx.clone();
-        tokio::spawn(async move {
-            for effect in &events {
-                let _ = run_effect(&ctx, &ns, &mut current, effect).await;
-            }
-        });
+    for effect in events {
+        if let Effect::Event(ev) = effect {
+            log_event(ev);
+        }
     }
-    Ok(())
+    deliver_owed_events(ctx, current);
+    Ok(replan)
+}
+
+/// After a restart, owed events older than this are taken as delivered: re-checking every
+/// finished engine's last events would cost two requests each, and a controller that was down
+/// longer than this has lost nothing a user still waits for.
+const OUTBOX_HORIZON_SECS: i64 = 900;
+/// Attempts per owed event before it is left for a later pass (apiserver down for minutes).
+const EMIT_ATTEMPTS: u32 = 8;
+
+/// Emits the owed events of the engine's stored status that no emitter has taken yet, in order,
+/// off the reconcile slot: the status already records them, so nothing is lost if this fails.
+fn deliver_owed_events(ctx: &Arc<Context>, engine: ChaosEngine) {
+    let Some(status) = engine.status.as_ref() else {
+        return;
+    };
+    let uid = engine.metadata.uid.clone().unwrap_or_default();
+    let owed: Vec<crate::api::OwedEvent> = {
+        let Ok(mut outbox) = ctx.outbox.lock() else {
+            return;
+        };
+        let known = outbox.contains_key(&uid);
+        let entry = outbox.entry(uid.clone()).or_default();
+        let now = Timestamp::now();
+        let owed: Vec<_> = status
+            .pending_events
+            .iter()
+            .filter(|e| (e.run, e.seq) > entry.scheduled)
+            .filter(|e| {
+                known
+                    || e.at
+                        .parse::<Timestamp>()
+                        .is_ok_and(|at| now.duration_since(at).as_secs() < OUTBOX_HORIZON_SECS)
+            })
+            .cloned()
+            .collect();
+        if !known {
+            // Those past the horizon count as delivered (see OUTBOX_HORIZON_SECS).
+            let first_owed = owed.first().map(|e| (e.run, e.seq));
+            if let Some(old) = status
+                .pending_events
+                .iter()
+                .map(|e| (e.run, e.seq))
+                .filter(|k| first_owed.is_none_or(|f| *k < f))
+                .max()
+            {
+                entry.delivered = entry.delivered.max(old);
+            }
+        }
+        if let Some(last) = owed.last() {
+            entry.scheduled = entry.scheduled.max((last.run, last.seq));
+        }
+        owed
+    };
+    if owed.is_empty() {
+        return;
+    }
+    let ctx = ctx.clone();
+    tokio::spawn(async move {
+        let ns = engine.metadata.namespace.clone().unwrap_or_default();
+        let api: Api<Event> = Api::namespaced(ctx.client.clone(), &ns);
+        for ev in &owed {
+            let mut attempt = 0;
+            loop {
+                ctx.metrics.api_write();
+                match events::emit_owed(&api, &engine, ev).await {
+                    Ok(()) => {
+                        if let Ok(mut o) = ctx.outbox.lock() {
+                            let entry = o.entry(uid.clone()).or_default();
+                            entry.delivered = entry.delivered.max((ev.run, ev.seq));
+                        }
+                        break;
+                    }
+                    Err(e) => {
+                        ctx.metrics
+                            .reconcile_errors
+                            .with_label_values(&["event"])
+                            .inc();
+                        attempt += 1;
+                        // A terminating namespace refuses new objects: nothing to retry for.
+                        let forbidden =
+                            matches!(&e, Error::Kube { source, .. } if is_status(source, 403));
+                        if attempt >= EMIT_ATTEMPTS || forbidden {
+                            warn!(reason = %ev.reason, error = %e, "could not record an event; a later pass retries it");
+                            if let Ok(mut o) = ctx.outbox.lock() {
+                                let entry = o.entry(uid.clone()).or_default();
+                                entry.scheduled = entry.delivered;
+                            }
+                            return;
+                        }
+                        debug!(reason = %ev.reason, error = %e, attempt, "event not recorded yet; retrying");
+                        tokio::time::sleep(Duration::from_millis(500u64 << attempt.min(6))).await;
+                    }
+                }
+            }
+        }
+    });
+}
+
+/// Effects on objects other than the engine, which must not be sent by a stale actor.
+fn needs_fence(effect: &Effect) -> bool {
+    matches!(
+        effect,
+        Effect::CreateJob(_)
+            | Effect::DeleteJob { .. }
+            | Effect::DeleteChaosResources { .. }
+            | Effect::ForceDeletePods { .. }
+            | Effect::ReplaceResult(_)
+    )
+}
+
+/// Proves the decision was made from the engine as it is stored now: a merge patch that changes
+/// nothing but carries the resourceVersion as a precondition (409 when anyone wrote since). The
+/// API server writes nothing for a patch that changes nothing.
+async fn fence_write(ctx: &Context, current: &mut ChaosEngine) -> Result<(), Error> {
+    let ns = current.metadata.namespace.clone().unwrap_or_default();
+    patch_engine(
+        ctx,
+        &ns,
+        current,
+        json!({}),
+        "checking the engine is unchanged",
+    )
+    .await
+}
+
+/// The engine's story at INFO: every phase change with its verdict and why.
+fn log_transition(previous: Option<&str>, status: &ChaosEngineStatus) {
+    if previous == Some(status.phase.as_str()) || status.phase.is_empty() {
+        return;
+    }
+    match status.phase.as_str() {
+        "Completed" => {
+            info!(phase = %status.phase, verdict = %status.verdict, message = %status.message, "engine completed")
+        }
+        "Stopped" => {
+            info!(phase = %status.phase, verdict = %status.verdict, message = %status.message, "engine stopped: chaos resources removed")
+        }
+        "Aborting" => info!(phase = %status.phase, message = %status.message, "engine aborting"),
+        "Invalid" => warn!(phase = %status.phase, message = %status.message, "engine invalid"),
+        _ => info!(phase = %status.phase, "engine phase changed"),
+    }
+}
+
+/// Every Event is also a log line with the engine's context (the reconcile span): Warnings at
+/// WARN, the rest at INFO, so the default log level tells each run's story.
+fn log_event(ev: &crate::engine::EventSpec) {
+    let experiment = match &ev.source {
+        crate::engine::EventSource::Runner { experiment } => experiment.as_str(),
+        crate::engine::EventSource::Operator => "",
+    };
+    match ev.event_type {
+        crate::engine::EventType::Warning => {
+            warn!(reason = %ev.reason, experiment, message = %ev.message, "event")
+        }
+        crate::engine::EventType::Normal => {
+            info!(reason = %ev.reason, experiment, message = %ev.message, "event")
+        }
+    }
 }
 
 /// Remembers the resourceVersion of our last write to this engine, so a pass triggered before the
@@ -76,6 +269,7 @@ async fn patch_engine(
     mut body: Value,
     action: &'static str,
 ) -> Result<(), Error> {
+    ctx.settings.fence.check()?;
     let name = current.metadata.name.clone().unwrap_or_default();
     if let Some(rv) = &current.metadata.resource_version {
         body["metadata"]["resourceVersion"] = json!(rv);
@@ -125,23 +319,35 @@ pub fn status_patch(old: &ChaosEngineStatus, new: &ChaosEngineStatus) -> Result<
     Ok(patch)
 }
 
+/// Writes the status when it changed (or when `fold_stop` asks for `engineState: stop` in the same
+/// patch). `stop`: this pass sets `engineState: stop` right after, which bumps the generation once
+/// more; observedGeneration is stamped with the generation the engine will have then, so
+/// `kubectl wait --for=condition=Finished` and kstatus see a current object. Returns whether a
+/// write was sent (it carries the resourceVersion precondition).
 async fn write_status(
     ctx: &Context,
     current: &mut ChaosEngine,
     desired: &ChaosEngineStatus,
-) -> Result<(), Error> {
+    how: StatusWrite,
+) -> Result<bool, Error> {
+    let StatusWrite {
+        stop_follows,
+        fold_stop,
+        force,
+    } = how;
     let old = current.status.clone().unwrap_or_default();
-    if !status_changed(&old, desired) {
-        return Ok(());
+    if !status_changed(&old, desired) && fold_stop.is_none() && !force {
+        return Ok(false);
     }
+    ctx.settings.fence.check()?;
     let mut desired = desired.clone();
     // The generation of the object as it is stored with this status. Without a status subresource
     // this very write bumps it by one (our resourceVersion precondition rules out other writers);
-    // comparing it with metadata.generation later tells a user's edit from our own writes.
-    let generation = current.metadata.generation.map(|g| match ctx.status_mode {
-        StatusMode::Subresource => g,
-        StatusMode::MainResource => g + 1,
-    });
+    // comparing it with metadata.generation later tells a user's edit from our own writes. Our
+    // own `stop` (folded into this patch, or the next write) bumps it by one, once.
+    let bumps = i64::from(ctx.status_mode == StatusMode::MainResource)
+        + i64::from(stop_follows && fold_stop.is_none());
+    let generation = current.metadata.generation.map(|g| g + bumps);
     // A held engine (controller::halt) has not acted on this generation: keeping the old stamp
     // keeps a held restart a restart once the kill switch is released.
     let held = desired
@@ -162,6 +368,12 @@ async fn write_status(
     if let Some(rv) = &current.metadata.resource_version {
         body["metadata"] = json!({ "resourceVersion": rv });
     }
+    if let Some(clear_abort) = fold_stop {
+        body["spec"] = json!({"engineState": "stop"});
+        if clear_abort {
+            body["metadata"]["annotations"] = json!({crate::api::ABORT_ANNOTATION: null});
+        }
+    }
     ctx.metrics.api_write();
     let api = engines(ctx, &ns);
     let updated = match ctx.status_mode {
@@ -178,15 +390,61 @@ async fn write_status(
         Ok(updated) => {
             debug!(phase = %desired.phase, "status written");
             *current = updated;
-            Ok(())
+            Ok(true)
         }
         // Deleted meanwhile (finalizer removed by someone): nothing left to record.
-        Err(e) if is_status(&e, 404) => Ok(()),
+        Err(e) if is_status(&e, 404) => Ok(false),
         Err(e) => Err(e).during("writing engine status"),
     }
 }
 
+/// After our own `engineState: stop` on an engine whose status did not change in that pass (a
+/// stop that a crash kept from following the final status): stamp observedGeneration, so the
+/// finished engine reads as current.
+async fn sync_observed_generation(ctx: &Context, current: &mut ChaosEngine) -> Result<(), Error> {
+    let Some(status) = current.status.clone() else {
+        return Ok(());
+    };
+    let finished = matches!(status.phase.as_str(), "Completed" | "Stopped" | "Invalid");
+    if !finished || status.observed_generation == current.metadata.generation {
+        return Ok(());
+    }
+    // Forced: only the generations differ, which status_changed ignores on purpose.
+    let how = StatusWrite {
+        force: true,
+        ..StatusWrite::default()
+    };
+    write_status(ctx, current, &status, how).await.map(|_| ())
+}
+
+/// How a status write is made.
+#[derive(Debug, Clone, Copy, Default)]
+struct StatusWrite {
+    /// `engineState: stop` is written right after, in a separate write (bumps the generation).
+    stop_follows: bool,
+    /// `engineState: stop` goes into this same patch (`Some(clear_abort)`), Litmus's CRD only.
+    fold_stop: Option<bool>,
+    /// Write even if nothing but generations changed.
+    force: bool,
+}
+
+/// Runs one effect; `Ok(true)` when the engine must be planned again at once.
 async fn run_effect(
+    ctx: &Context,
+    ns: &str,
+    current: &mut ChaosEngine,
+    effect: &Effect,
+) -> Result<bool, Error> {
+    if !matches!(effect, Effect::Event(_)) {
+        ctx.settings.fence.check()?;
+    }
+    if let Effect::CreateJob(job) = effect {
+        return create_or_adopt(ctx, ns, current, job).await;
+    }
+    run_other(ctx, ns, current, effect).await.map(|()| false)
+}
+
+async fn run_other(
     ctx: &Context,
     ns: &str,
     current: &mut ChaosEngine,
@@ -239,7 +497,8 @@ async fn run_effect(
             }
             patch_engine(ctx, ns, current, body, "setting engineState stop").await
         }
-        Effect::CreateJob(job) => create_or_adopt(ctx, ns, current, job).await,
+        // Handled by run_effect (it reports refusals).
+        Effect::CreateJob(_) => Ok(()),
         Effect::DeleteJob { name } => {
             let jobs: Api<Job> = Api::namespaced(ctx.client.clone(), ns);
             let dp = DeleteParams {
@@ -329,13 +588,16 @@ async fn run_effect(
     }
 }
 
-/// Creates the Job; when it already exists (a retried launch), adopts it if it is ours.
+/// Creates the Job; when it already exists (a retried launch), adopts it if it is ours. A Job the
+/// API server refuses (invalid: 422/400) or a foreign Job holding the name is recorded for the
+/// planner, which ends the experiment with that explanation: retrying cannot help. `Ok(true)`
+/// then, so the engine is planned again at once.
 async fn create_or_adopt(
     ctx: &Context,
     ns: &str,
     engine: &ChaosEngine,
     job: &Job,
-) -> Result<(), Error> {
+) -> Result<bool, Error> {
     let engine_uid = engine.metadata.uid.as_deref().unwrap_or_default();
     let jobs: Api<Job> = Api::namespaced(ctx.client.clone(), ns);
     let name = job.metadata.name.clone().unwrap_or_default();
@@ -355,7 +617,7 @@ async fn create_or_adopt(
                 let secs = Timestamp::now().duration_since(started).as_secs_f64();
                 ctx.metrics.engine_to_job.observe(secs.max(0.0));
             }
-            Ok(())
+            Ok(false)
         }
         Err(e) if is_status(&e, 409) => {
             let existing = jobs.get(&name).await.during("reading an existing Job")?;
@@ -367,10 +629,18 @@ async fn create_or_adopt(
                 .any(|o| o.uid == engine_uid && o.controller == Some(true));
             if ours {
                 info!(job = %name, "experiment Job already existed: adopted");
-                Ok(())
+                Ok(false)
             } else {
-                Err(Error::JobConflict { job: name })
+                let why = Error::JobConflict { job: name.clone() }.to_string();
+                warn!(job = %name, "{why}");
+                ctx.record_rejected(engine_uid, &name, why);
+                Ok(true)
             }
+        }
+        Err(kube::Error::Api(ae)) if ae.code == 422 || ae.code == 400 => {
+            warn!(job = %name, reason = %ae.reason, message = %ae.message, "the API server rejected the experiment Job");
+            ctx.record_rejected(engine_uid, &name, ae.message.clone());
+            Ok(true)
         }
         Err(e) => Err(e).during("creating a Job"),
     }

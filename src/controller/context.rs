@@ -36,6 +36,8 @@ pub struct Settings {
     pub halt_switch: Option<super::halt::SwitchRef>,
     /// Watch Namespaces for the per-namespace kill switch annotation (needs list/watch namespaces).
     pub halt_namespace_annotations: bool,
+    /// Every write is refused while this is closed (a leader that cannot prove it still leads).
+    pub fence: crate::fence::Fence,
 }
 
 impl Default for Settings {
@@ -47,6 +49,7 @@ impl Default for Settings {
             max_backoff: Duration::from_secs(300),
             halt_switch: None,
             halt_namespace_annotations: false,
+            fence: crate::fence::Fence::default(),
         }
     }
 }
@@ -61,6 +64,15 @@ pub struct Caches {
     pub synced: tokio::sync::watch::Receiver<u8>,
 }
 
+/// What this process knows of one engine's outbox.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Outbox {
+    /// Highest (run, seq) handed to an emitter task.
+    pub scheduled: (i64, u64),
+    /// Highest (run, seq) confirmed recorded.
+    pub delivered: (i64, u64),
+}
+
 /// Everything a reconcile needs.
 pub struct Context {
     pub client: Client,
@@ -73,12 +85,37 @@ pub struct Context {
     pub written: Mutex<HashMap<ObjectRef<ChaosEngine>, String>>,
     /// Consecutive failures per engine, for the capped exponential backoff.
     pub failures: Mutex<HashMap<ObjectRef<ChaosEngine>, u32>>,
+    /// Engine uid → Jobs the API server refused to create (name → message), until the next pass
+    /// of that engine reads them (see `observe`). Lost on restart, which only means the create is
+    /// tried once more and refused again.
+    pub rejected: Mutex<HashMap<String, std::collections::BTreeMap<String, String>>>,
+    /// Engine uid → the owed Events (see `status.pendingEvents`) handed to an emitter and the
+    /// ones confirmed delivered, as (run, seq).
+    pub outbox: Mutex<HashMap<String, Outbox>>,
     pub metrics: Arc<crate::metrics::Metrics>,
     /// The kill switches (`controller::halt`).
     pub halt: Arc<super::halt::HaltState>,
 }
 
 impl Context {
+    /// Records that the API server refused `job` of engine `uid`.
+    pub fn record_rejected(&self, uid: &str, job: &str, message: String) {
+        if let Ok(mut r) = self.rejected.lock() {
+            r.entry(uid.to_string())
+                .or_default()
+                .insert(job.to_string(), message);
+        }
+    }
+
+    /// Takes the refusals recorded for engine `uid`.
+    pub fn take_rejected(&self, uid: &str) -> std::collections::BTreeMap<String, String> {
+        self.rejected
+            .lock()
+            .ok()
+            .and_then(|mut r| r.remove(uid))
+            .unwrap_or_default()
+    }
+
     /// The backoff for an engine's next retry after `failures` consecutive errors.
     pub fn backoff(&self, failures: u32) -> Duration {
         let base = Duration::from_millis(500);

@@ -20,6 +20,8 @@ pub enum Error {
     CacheNotReady(String),
     #[error("registering metrics failed: {0}")]
     Metrics(#[from] prometheus::Error),
+    #[error("write refused: {0}")]
+    Fenced(#[from] crate::fence::FenceError),
 }
 
 impl Error {
@@ -48,6 +50,7 @@ impl Error {
             Error::Serialize(_) => "serialize",
             Error::CacheNotReady(_) => "cache",
             Error::Metrics(_) => "metrics",
+            Error::Fenced(_) => "fenced",
         }
     }
 }

@@ -18,7 +18,7 @@ use std::sync::{Arc, RwLock};
 use futures::{Stream, StreamExt};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
-use k8s_openapi::jiff::Timestamp;
+use k8s_openapi::jiff::{Timestamp, Unit};
 use kube::api::Api;
 use kube::core::PartialObjectMeta;
 use kube::runtime::{WatchStreamExt, watcher};
@@ -26,7 +26,7 @@ use kube::{Client, Resource, ResourceExt};
 use prometheus::{IntCounter, IntGauge, Registry};
 use tracing::{info, warn};
 
-use crate::api::{ABORT_ANNOTATION, ChaosEngine, engine_status};
+use crate::api::{ABORT_ANNOTATION, ChaosEngine, OwedEvent, engine_status};
 use crate::engine::{
     Decision, Effect, EnginePhase, EventSpec, EventType, Observed, PlanConfig, plan,
 };
@@ -428,11 +428,16 @@ pub fn plan_gated(
             if d.status.phase == EnginePhase::Aborting.as_str() {
                 d.status.message = format!("{}: removing chaos resources", e.describe());
             }
-            d.after_status.push(Effect::Event(EventSpec::operator(
-                EventType::Warning,
-                HALT_ABORT_REASON,
-                format!("{}: run aborted", e.describe()),
-            )));
+            owe(
+                &mut d,
+                observed,
+                now,
+                EventSpec::operator(
+                    EventType::Warning,
+                    HALT_ABORT_REASON,
+                    format!("{}: run aborted", e.describe()),
+                ),
+            );
             state.aborts.inc();
             d
         }
@@ -441,14 +446,19 @@ pub fn plan_gated(
             if let Some(e) = &engaged
                 && launches(engine, &d)
             {
-                d = hold(engine, e, now);
+                d = hold(engine, observed, e, now);
             } else if has_held(engine) {
                 d.status.conditions.retain(|c| c.type_ != HELD_CONDITION);
-                d.after_status.push(Effect::Event(EventSpec::operator(
-                    EventType::Normal,
-                    RELEASED_REASON,
-                    "kill switch released: the engine runs",
-                )));
+                owe(
+                    &mut d,
+                    observed,
+                    now,
+                    EventSpec::operator(
+                        EventType::Normal,
+                        RELEASED_REASON,
+                        "kill switch released: the engine runs",
+                    ),
+                );
             }
             d
         }
@@ -466,7 +476,7 @@ fn has_held_status(d: &Decision) -> bool {
 
 /// The decision that holds an engine: its stored status plus a `Held` condition and message;
 /// no effect but the Warning Event, once.
-fn hold(engine: &ChaosEngine, e: &Engaged, now: Timestamp) -> Decision {
+fn hold(engine: &ChaosEngine, observed: &Observed, e: &Engaged, now: Timestamp) -> Decision {
     let mut status = engine.status.clone().unwrap_or_default();
     let message = format!("held: {}; starts when released", e.describe());
     let already = has_held(engine) && status.message == message;
@@ -485,18 +495,40 @@ fn hold(engine: &ChaosEngine, e: &Engaged, now: Timestamp) -> Decision {
         last_transition_time: transition,
         observed_generation: None,
     });
-    let mut after_status = Vec::new();
-    if !already {
-        after_status.push(Effect::Event(EventSpec::operator(
-            EventType::Warning,
-            HELD_REASON,
-            message,
-        )));
-    }
-    Decision {
+    let mut d = Decision {
         before_status: Vec::new(),
         status,
-        after_status,
+        after_status: Vec::new(),
         requeue_after: None,
+    };
+    if !already {
+        owe(
+            &mut d,
+            observed,
+            now,
+            EventSpec::operator(EventType::Warning, HELD_REASON, message),
+        );
     }
+    d
+}
+
+/// Adds an Event to the decision the way `plan` does: into the status outbox
+/// (`status.pendingEvents`, delivered by the shell after the write) and as an effect (logged).
+fn owe(d: &mut Decision, observed: &Observed, now: Timestamp, ev: EventSpec) {
+    let status = &mut d.status;
+    if let Some(delivered) = observed.events_delivered {
+        status.pending_events.retain(|e| (e.run, e.seq) > delivered);
+    }
+    let seq = status.event_seq.unwrap_or(0) + 1;
+    status.event_seq = Some(seq);
+    status.pending_events.push(OwedEvent {
+        run: status.run_id.unwrap_or(0),
+        seq,
+        experiment: String::new(),
+        type_: ev.event_type.as_str().into(),
+        reason: ev.reason.clone(),
+        message: ev.message.clone(),
+        at: now.round(Unit::Second).unwrap_or(now).to_string(),
+    });
+    d.after_status.push(Effect::Event(ev));
 }

@@ -3,7 +3,7 @@
 use std::collections::BTreeSet;
 
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{ConfigMap, Secret, ServiceAccount};
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret, ServiceAccount};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::Api;
 
@@ -11,13 +11,73 @@ use super::context::Context;
 use super::error::{Error, KubeContext};
 use crate::api::{ChaosEngine, ChaosExperiment};
 use crate::engine::job::{CHAOS_UID_LABEL, mounted_sources};
-use crate::engine::{ExperimentPhase, Observed, lookups};
+use crate::engine::{ExperimentPhase, Observed, aborting, lookups};
 
 fn has_uid(labels: Option<&std::collections::BTreeMap<String, String>>, uid: &str) -> bool {
     labels
         .and_then(|l| l.get(CHAOS_UID_LABEL))
         .is_some_and(|v| v == uid)
 }
+
+/// A Job we can prove is ours: labelled with the engine's chaosUID AND controlled by the engine
+/// (ownerReference with its uid). Names in status and labels alone prove nothing: anyone who may
+/// write the engine's status or create a Job could forge them.
+pub fn owned_job(job: &Job, engine_uid: &str) -> bool {
+    has_uid(job.metadata.labels.as_ref(), engine_uid)
+        && job
+            .metadata
+            .owner_references
+            .iter()
+            .flatten()
+            .any(|o| o.uid == engine_uid && o.controller == Some(true))
+}
+
+/// Jobs (ours) and pods labelled with the engine's chaosUID, listed from the API server (metadata
+/// only: the abort needs names and deletion marks, nothing else).
+async fn live_chaos_objects(
+    client: &kube::Client,
+    ns: &str,
+    uid: &str,
+) -> Result<(Vec<Job>, Vec<Pod>), Error> {
+    let lp = kube::api::ListParams::default().labels(&format!("{CHAOS_UID_LABEL}={uid}"));
+    let jobs_api: Api<Job> = Api::namespaced(client.clone(), ns);
+    let pods_api: Api<Pod> = Api::namespaced(client.clone(), ns);
+    let (jobs, pods) = futures::try_join!(
+        async {
+            jobs_api
+                .list_metadata(&lp)
+                .await
+                .during("listing chaos Jobs")
+        },
+        async {
+            pods_api
+                .list_metadata(&lp)
+                .await
+                .during("listing chaos pods")
+        },
+    )?;
+    let jobs = jobs
+        .items
+        .into_iter()
+        .map(|m| Job {
+            metadata: m.metadata,
+            ..Default::default()
+        })
+        .filter(|j| owned_job(j, uid))
+        .collect();
+    let pods = pods
+        .items
+        .into_iter()
+        .map(|m| Pod {
+            metadata: m.metadata,
+            ..Default::default()
+        })
+        .collect();
+    Ok((jobs, pods))
+}
+
+/// Above this many ChaosExperiments to read, one LIST of the namespace is cheaper than GETs.
+const LIST_ABOVE: usize = 3;
 
 /// Gathers what was observed for one engine.
 pub async fn observe(
@@ -34,7 +94,7 @@ pub async fn observe(
         jobs: ctx
             .caches
             .jobs
-            .state_filter(|j| same_ns(&j.metadata) && has_uid(j.metadata.labels.as_ref(), &uid))
+            .state_filter(|j| same_ns(&j.metadata) && owned_job(j, &uid))
             .into_iter()
             .map(|j| (*j).clone())
             .collect(),
@@ -55,36 +115,94 @@ pub async fn observe(
         ..Default::default()
     };
 
+    observed.rejected_jobs = ctx.take_rejected(&uid);
+    observed.events_delivered = ctx
+        .outbox
+        .lock()
+        .ok()
+        .and_then(|o| o.get(&uid).map(|b| b.delivered));
+    if aborting(engine) && observed.jobs.is_empty() && observed.pods.is_empty() {
+        // The caches say the sweep is complete, but a Job created in the same moment as the abort
+        // (or its pod) may not have reached them yet: only a fresh list from the API server can
+        // say nothing is left. Read once per pass, and only at the very end of an abort.
+        let (jobs, pods) = live_chaos_objects(&client, &ns, &uid).await?;
+        observed.jobs = jobs;
+        observed.pods = pods;
+    }
     // A Job we just created may not be in the cache yet: ask the API before calling it vanished.
+    // Only a Job we own counts; a launch whose Job does not exist is completed (see plan::monitor),
+    // which needs its ChaosExperiment read.
     let jobs_api: Api<Job> = Api::namespaced(client.clone(), &ns);
+    let mut relaunch = Vec::new();
     for entry in engine.status.iter().flat_map(|s| s.experiments.iter()) {
-        let active = ExperimentPhase::parse(&entry.phase).is_active();
-        if active
-            && !entry.job_name.is_empty()
-            && !observed
+        let phase = ExperimentPhase::parse(&entry.phase);
+        if !phase.is_active()
+            || entry.job_name.is_empty()
+            || observed
                 .jobs
                 .iter()
                 .any(|j| j.metadata.name.as_deref() == Some(entry.job_name.as_str()))
-            && let Some(job) = jobs_api
-                .get_opt(&entry.job_name)
-                .await
-                .during("reading a Job")?
         {
-            observed.jobs.push(job);
+            continue;
+        }
+        match jobs_api
+            .get_opt(&entry.job_name)
+            .await
+            .during("reading a Job")?
+        {
+            Some(job) if owned_job(&job, &uid) => observed.jobs.push(job),
+            _ if phase == ExperimentPhase::Launched
+                && !observed.rejected_jobs.contains_key(&entry.job_name) =>
+            {
+                relaunch.push(entry.name.clone())
+            }
+            _ => {}
         }
     }
 
-    let wanted = lookups(engine, now);
+    let mut wanted = lookups(engine, now);
+    for name in relaunch {
+        if !wanted.experiments.contains(&name) {
+            wanted.experiments.push(name);
+        }
+        if wanted.service_account.is_none() {
+            wanted.service_account = engine
+                .spec
+                .chaos_service_account
+                .clone()
+                .filter(|s| !s.is_empty());
+        }
+    }
     if wanted.experiments.is_empty() {
         return Ok(observed);
     }
     // The lookups are independent reads: issue them together, so the Job follows sooner.
     let experiments: Api<ChaosExperiment> = Api::namespaced(client.clone(), &ns);
     let sa_api: Api<ServiceAccount> = Api::namespaced(client.clone(), &ns);
-    let found = futures::future::try_join_all(wanted.experiments.iter().map(|name| {
-        let api = experiments.clone();
-        async move { api.get_opt(name).await.during("reading a ChaosExperiment") }
-    }));
+    let found = async {
+        if wanted.experiments.len() > LIST_ABOVE {
+            let all = experiments
+                .list(&Default::default())
+                .await
+                .during("listing ChaosExperiments")?;
+            Ok(wanted
+                .experiments
+                .iter()
+                .map(|name| {
+                    all.items
+                        .iter()
+                        .find(|x| x.metadata.name.as_deref() == Some(name.as_str()))
+                        .cloned()
+                })
+                .collect::<Vec<_>>())
+        } else {
+            futures::future::try_join_all(wanted.experiments.iter().map(|name| {
+                let api = experiments.clone();
+                async move { api.get_opt(name).await.during("reading a ChaosExperiment") }
+            }))
+            .await
+        }
+    };
     let service_account = async {
         match &wanted.service_account {
             Some(sa) => sa_api

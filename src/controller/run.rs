@@ -151,6 +151,8 @@ pub async fn run(
         by_uid: Mutex::new(HashMap::new()),
         written: Mutex::new(HashMap::new()),
         failures: Mutex::new(HashMap::new()),
+        rejected: Mutex::new(HashMap::new()),
+        outbox: Mutex::new(HashMap::new()),
         metrics,
         halt,
     });
@@ -383,8 +385,10 @@ async fn reconcile_engine(ctx: &Arc<Context>, engine: &ChaosEngine) -> Result<Ac
     let now = Timestamp::now();
     let observed = observe(ctx, engine, now).await?;
     let decision = super::halt::plan_gated(&ctx.halt, engine, &observed, now, &ctx.settings.plan);
-    apply(ctx, engine, &decision).await?;
+    let replan = apply(ctx, engine, &decision).await?;
     Ok(match decision.requeue_after {
+        // The API server refused a Job: plan again at once to record it (see Context::rejected).
+        _ if replan => Action::requeue(Duration::from_millis(50)),
         Some(after) => Action::requeue(after),
         None => Action::await_change(),
     })

@@ -9,7 +9,7 @@ pub mod schedule;
 
 pub use decision::{Decision, Effect, EventSource, EventSpec, EventType};
 pub use phase::{EnginePhase, ExperimentPhase};
-pub use plan::{Lookups, Observed, PlanConfig, lookups, plan};
+pub use plan::{Lookups, Observed, PlanConfig, aborting, lookups, plan};
 
 #[cfg(test)]
 mod tests;

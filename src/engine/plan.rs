@@ -15,10 +15,13 @@ use super::job::{self, JobIdentity, RenderError};
 use super::phase::{EnginePhase, ExperimentPhase};
 use super::random;
 use super::schedule::{self, Start};
+use crate::api::limits;
 use crate::api::{
     ChaosEngine, ChaosEngineStatus, ChaosExperiment, ChaosResult, ExperimentStatus, engine_status,
     experiment_pod, experiment_status, result_name, result_phase, verdict,
 };
+
+pub use crate::api::limits::MAX_RUN_RECORDS;
 
 /// Tunables of the decision.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,6 +61,11 @@ pub struct Observed {
     pub pods: Vec<Pod>,
     /// ChaosResults of this engine (label `chaosUID`, or named after it).
     pub results: Vec<ChaosResult>,
+    /// Jobs of this engine the API server refused to create (name → its message): a terminal,
+    /// explained outcome for that experiment, never a retry.
+    pub rejected_jobs: BTreeMap<String, String>,
+    /// The last owed Event (run, seq) known delivered (see `status.pendingEvents`).
+    pub events_delivered: Option<(i64, u64)>,
 }
 
 /// What the shell must read before planning.
@@ -85,6 +93,20 @@ pub fn engine_problem(engine: &ChaosEngine) -> Option<String> {
         if kind != label {
             return Some("incomplete appinfo, provide appkind and applabel both".into());
         }
+    }
+    if spec.experiments.len() > limits::MAX_EXPERIMENTS {
+        return Some(format!(
+            "spec.experiments: {}",
+            limits::too_many_experiments(spec.experiments.len())
+        ));
+    }
+    if let Some(n) = spec.execution.as_ref().and_then(|x| x.iterations)
+        && n > limits::MAX_ITERATIONS
+    {
+        return Some(format!(
+            "spec.execution.iterations: {}",
+            limits::too_many_iterations(n)
+        ));
     }
     let mut seen = BTreeSet::new();
     for e in &spec.experiments {
@@ -240,6 +262,25 @@ fn situation(engine: &ChaosEngine) -> Situation {
     }
 }
 
+/// Whether two statuses say the same, generations aside (see `apply::status_changed`).
+pub fn same_status(a: &ChaosEngineStatus, b: &ChaosEngineStatus) -> bool {
+    let clear = |s: &ChaosEngineStatus| {
+        let mut s = s.clone();
+        s.observed_generation = None;
+        for c in &mut s.conditions {
+            c.observed_generation = None;
+        }
+        s
+    };
+    clear(a) == clear(b)
+}
+
+/// Whether this engine's pass is an abort (deleted, `stop` mid-run, the abort annotation): the
+/// read step then checks the API, not only its caches, before the sweep is called complete.
+pub fn aborting(engine: &ChaosEngine) -> bool {
+    matches!(situation(engine), Situation::Abort)
+}
+
 /// The status a pass starts from: the stored one, or a fresh one when the run starts now.
 fn working_status(engine: &ChaosEngine, now: Timestamp) -> ChaosEngineStatus {
     match situation(engine) {
@@ -259,13 +300,22 @@ pub fn lookups(engine: &ChaosEngine, now: Timestamp) -> Lookups {
     if parse_time(status.next_iteration_at.as_deref()).is_some_and(|at| now < at) {
         return Lookups::default();
     }
-    let experiments: Vec<String> = schedule::startable(engine, &status)
+    // Everything that may be decided in this pass is looked up now: an experiment skipped at
+    // validation (not found, a missing ConfigMap...) lets the next one start in the same pass, so
+    // once anything may launch, every pending experiment is read (one pass, however many).
+    let may_launch = schedule::startable(engine, &status)
         .into_iter()
-        .filter_map(|s| match s {
-            Start::Launch(i) => engine.spec.experiments.get(i).map(|e| e.name.clone()),
-            Start::Skip(..) => None,
-        })
-        .collect();
+        .any(|s| matches!(s, Start::Launch(_)));
+    let experiments: Vec<String> = if may_launch {
+        status
+            .experiments
+            .iter()
+            .filter(|e| ExperimentPhase::parse(&e.phase) == ExperimentPhase::Pending)
+            .map(|e| e.name.clone())
+            .collect()
+    } else {
+        Vec::new()
+    };
     let service_account = (!experiments.is_empty())
         .then(|| {
             engine
@@ -309,6 +359,9 @@ pub fn plan(
         }),
         Situation::Progress => p.progress(),
     }
+    if !matches!(situation(engine), Situation::Abort) {
+        p.clean_up_finished_jobs();
+    }
     p.finish()
 }
 
@@ -321,6 +374,8 @@ struct Planner<'a> {
     before: Vec<Effect>,
     after: Vec<Effect>,
     wake_at: Option<Timestamp>,
+    /// Events of this pass, in order; written into the status outbox by `finish`.
+    owed: Vec<EventSpec>,
 }
 
 impl<'a> Planner<'a> {
@@ -339,6 +394,7 @@ impl<'a> Planner<'a> {
             before: Vec::new(),
             after: Vec::new(),
             wake_at: None,
+            owed: Vec::new(),
         }
     }
 
@@ -355,11 +411,50 @@ impl<'a> Planner<'a> {
     }
 
     fn event(&mut self, ev: EventSpec) {
+        self.owed.push(ev.clone());
         self.after.push(Effect::Event(ev));
+    }
+
+    /// The outbox: this pass's events go into the status it writes (see
+    /// `ChaosEngineStatus::pending_events`); delivered ones are dropped when a write happens anyway.
+    fn fill_outbox(&mut self) {
+        let changed = self
+            .engine
+            .status
+            .as_ref()
+            .is_none_or(|stored| !same_status(stored, &self.status));
+        if !changed && self.owed.is_empty() {
+            return;
+        }
+        if let Some(delivered) = self.observed.events_delivered {
+            self.status
+                .pending_events
+                .retain(|e| (e.run, e.seq) > delivered);
+        }
+        let run = self.status.run_id.unwrap_or(0);
+        let at = stamp(self.now);
+        for ev in std::mem::take(&mut self.owed) {
+            let seq = self.status.event_seq.unwrap_or(0) + 1;
+            self.status.event_seq = Some(seq);
+            let experiment = match ev.source {
+                super::decision::EventSource::Runner { experiment } => experiment,
+                super::decision::EventSource::Operator => String::new(),
+            };
+            self.status.pending_events.push(crate::api::OwedEvent {
+                run,
+                seq,
+                experiment,
+                type_: ev.event_type.as_str().into(),
+                reason: ev.reason,
+                message: ev.message,
+                at: at.clone(),
+            });
+        }
     }
 
     fn finish(mut self) -> Decision {
         self.status.conditions = self.conditions();
+        self.fill_outbox();
         let requeue_after = self.wake_at.map(|at| {
             let millis = at.duration_since(self.now).as_millis().max(0);
             // Never spin: a due deadline is looked at again in a moment, not in a hot loop.
@@ -452,7 +547,9 @@ impl<'a> Planner<'a> {
         }
         // The fresh status is written in this pass and the run proceeds in the next one, so a
         // retried restart can never delete a Job of the new run.
+        let pending = std::mem::take(&mut self.status.pending_events);
         self.status = fresh_status(self.engine, self.now);
+        self.status.pending_events = pending;
         self.event(EventSpec::operator(
             EventType::Normal,
             "ChaosEngineInitialized",
@@ -515,7 +612,7 @@ impl<'a> Planner<'a> {
                         self.end_not_launched(i, experiment_status::SKIPPED, why, None);
                         progressed = true;
                     }
-                    Start::Launch(i) => match self.launch(i) {
+                    Start::Launch(i) => match self.launch(i, false) {
                         LaunchOutcome::Launched | LaunchOutcome::Skipped => progressed = true,
                         LaunchOutcome::NeedsLookup => self.wake(self.now),
                     },
@@ -595,13 +692,46 @@ impl<'a> Planner<'a> {
         }
     }
 
-    /// Records this iteration's entries in `status.runs`.
+    /// Records this iteration's entries in `status.runs`, keeping the newest [`MAX_RUN_RECORDS`]:
+    /// the oldest are folded into a count and a summary verdict, so the engine verdict still
+    /// covers every iteration and the object never outgrows etcd.
     fn archive_iteration(&mut self, iteration: u32) {
         for e in &self.status.experiments {
             let mut record = e.clone();
             record.iteration = Some(iteration);
             self.status.runs.push(record);
         }
+        let excess = self.status.runs.len().saturating_sub(MAX_RUN_RECORDS);
+        if excess == 0 {
+            return;
+        }
+        let mut folded: Vec<ExperimentStatus> = self.status.runs.drain(..excess).collect();
+        if let Some(v) = self.status.dropped_runs_verdict.take() {
+            folded.push(ExperimentStatus {
+                verdict: v,
+                ..Default::default()
+            });
+        }
+        self.status.dropped_runs_verdict = Some(summary_verdict(&folded));
+        let dropped = u32::try_from(excess).unwrap_or(u32::MAX);
+        self.status.dropped_runs = Some(
+            self.status
+                .dropped_runs
+                .unwrap_or(0)
+                .saturating_add(dropped),
+        );
+    }
+
+    /// The verdict over every iteration: the kept records and the summary of the dropped ones.
+    fn runs_verdict(&self) -> String {
+        let mut all = self.status.runs.clone();
+        if let Some(v) = &self.status.dropped_runs_verdict {
+            all.push(ExperimentStatus {
+                verdict: v.clone(),
+                ..Default::default()
+            });
+        }
+        summary_verdict(&all)
     }
 
     /// Starts the next iteration: fresh entries, and the seeded interval before it may launch.
@@ -711,7 +841,13 @@ impl<'a> Planner<'a> {
         ));
     }
 
-    fn launch(&mut self, i: usize) -> LaunchOutcome {
+    /// Launches entry `i`: checks what Litmus checks, renders the Job and records the intent.
+    ///
+    /// The Job is created only after the status naming it was written (the write carries a
+    /// resourceVersion precondition), so an actor with a stale view fails instead of launching.
+    /// `relaunch`: the intent was recorded but the Job does not exist (a crash between the write
+    /// and the create); the status and its events already say Launched.
+    fn launch(&mut self, i: usize, relaunch: bool) -> LaunchOutcome {
         let name = self.status.experiments[i].name.clone();
         let Some(looked_up) = self.observed.experiments.get(&name) else {
             return LaunchOutcome::NeedsLookup;
@@ -732,6 +868,18 @@ impl<'a> Planner<'a> {
         let Some(entry) = self.entry_spec(i) else {
             return LaunchOutcome::NeedsLookup;
         };
+        if name.chars().count() > limits::MAX_EXPERIMENT_NAME_LEN {
+            // The API server would refuse the Job: say why without asking it.
+            let why = limits::experiment_name_too_long(&name);
+            self.end_not_launched(i, experiment_status::SKIPPED, why.clone(), None);
+            self.event(EventSpec::runner(
+                &name,
+                EventType::Warning,
+                "ExperimentJobRejected",
+                why,
+            ));
+            return LaunchOutcome::Skipped;
+        }
         let sa = self
             .engine
             .spec
@@ -827,7 +975,13 @@ impl<'a> Planner<'a> {
             }
         };
         let job_name = job.metadata.name.clone().unwrap_or_default();
-        self.before.push(Effect::CreateJob(Box::new(job)));
+        self.after.push(Effect::CreateJob(Box::new(job)));
+        let deadline = after(self.now, self.cfg.experiment_deadline);
+        if relaunch {
+            let launched = parse_time(self.status.experiments[i].launched_at.as_deref());
+            self.wake(launched.map_or(deadline, |t| after(t, self.cfg.experiment_deadline)));
+            return LaunchOutcome::Launched;
+        }
         let now = stamp(self.now);
         self.update_entry(i, |e| {
             e.phase = ExperimentPhase::Launched.as_str().into();
@@ -847,7 +1001,6 @@ impl<'a> Planner<'a> {
             "ExperimentJobCreate",
             format!("Experiment Job {job_name} for Chaos Experiment: {name}"),
         ));
-        let deadline = after(self.now, self.cfg.experiment_deadline);
         self.wake(deadline);
         LaunchOutcome::Launched
     }
@@ -892,6 +1045,20 @@ impl<'a> Planner<'a> {
                 self.record_verdict(i, v, None);
                 return;
             }
+            if ExperimentPhase::parse(&entry.phase) == ExperimentPhase::Launched {
+                if let Some(message) = self.observed.rejected_jobs.get(&entry.job_name) {
+                    self.job_rejected(i, message.clone());
+                    return;
+                }
+                // Intent recorded, Job never created (or not yet): create it now, but only under
+                // the name this run derives (a name in status is not proof of anything).
+                if entry.job_name == self.derived_job_name(i) {
+                    if let LaunchOutcome::NeedsLookup = self.launch(i, true) {
+                        self.wake(self.now);
+                    }
+                    return;
+                }
+            }
             self.end_launched(
                 i,
                 format!(
@@ -932,7 +1099,11 @@ impl<'a> Planner<'a> {
 
         if pod_phase == "Failed"
             && pod.metadata.deletion_timestamp.is_some()
-            && result.as_ref().and_then(|r| final_verdict(r)).as_deref() == Some(verdict::STOPPED)
+            && self
+                .result_any_run(&entry)
+                .and_then(final_verdict)
+                .as_deref()
+                == Some(verdict::STOPPED)
         {
             // Deleted from outside (e.g. its namespace is being deleted): the experiment caught
             // SIGTERM and recorded Stopped; that is an abort, not a failed experiment.
@@ -1034,16 +1205,25 @@ impl<'a> Planner<'a> {
     }
 
     /// The ChaosResult of this experiment's current run: matched by name, and by the `job-name`
-    /// label litmus-go copies from its pod, so a verdict left from an earlier run is not taken.
+    /// label litmus-go copies from its pod into every result it writes while running. A result
+    /// without it (written before the run, or left by an earlier run's abort path, which keeps only
+    /// `chaosUID`) is not this run's verdict.
     fn result_for(&self, entry: &ExperimentStatus) -> Option<&'a ChaosResult> {
-        self.observed.results.iter().find(|r| {
-            r.metadata.name.as_deref() == Some(entry.result_name.as_str())
-                && r.metadata
-                    .labels
-                    .as_ref()
-                    .and_then(|l| l.get("job-name"))
-                    .is_none_or(|j| *j == entry.job_name)
-        })
+        self.observed
+            .results
+            .iter()
+            .find(|r| r.metadata.name.as_deref() == Some(entry.result_name.as_str()))
+            .filter(|r| result_job(r) == Some(entry.job_name.as_str()))
+    }
+
+    /// The result of entry's experiment whatever run wrote it: only to tell, for a pod deleted
+    /// from outside, whether the experiment caught SIGTERM (litmus-go's abort path drops job-name).
+    fn result_any_run(&self, entry: &ExperimentStatus) -> Option<&'a ChaosResult> {
+        self.observed
+            .results
+            .iter()
+            .find(|r| r.metadata.name.as_deref() == Some(entry.result_name.as_str()))
+            .filter(|r| result_job(r).is_none_or(|j| j == entry.job_name))
     }
 
     /// Records a verdict and cleans up per `jobCleanUpPolicy`.
@@ -1059,9 +1239,9 @@ impl<'a> Planner<'a> {
         );
         let delete = self.engine.spec.job_clean_up_policy.as_deref() == Some("delete");
         let message = if delete {
-            self.before.push(Effect::DeleteJob {
-                name: entry.job_name.clone(),
-            });
+            // After the status write that records the verdict: a crash in between leaves a Job
+            // that `clean_up_finished_jobs` deletes on the next pass.
+            self.delete_owned_job_after(&entry.job_name);
             format!("Experiment Job: {} will be deleted", entry.job_name)
         } else {
             format!("Experiment Job {} will be retained", entry.job_name)
@@ -1072,6 +1252,77 @@ impl<'a> Planner<'a> {
             "ExperimentJobCleanUp",
             message,
         ));
+    }
+
+    /// The Job name this run derives for entry `i` (see [`job::job_name`]).
+    fn derived_job_name(&self, i: usize) -> String {
+        let entry = &self.status.experiments[i];
+        job::job_name(
+            &entry.name,
+            self.engine.metadata.uid.as_deref().unwrap_or_default(),
+            entry.run_id.or(self.status.run_id).unwrap_or(1),
+            self.index_of(i),
+            entry.iteration.unwrap_or(1),
+        )
+    }
+
+    /// The API server refused the Job (invalid name, image, resources...): the experiment ends,
+    /// explained with the server's own words, and the engine goes on.
+    fn job_rejected(&mut self, i: usize, message: String) {
+        let name = self.status.experiments[i].name.clone();
+        let job = self.status.experiments[i].job_name.clone();
+        let why = format!("the API server rejected experiment Job {job}: {message}");
+        self.end_entry(
+            i,
+            experiment_status::SKIPPED,
+            verdict::FAIL,
+            ExperimentPhase::Failed,
+            Some(experiment_pod::NOT_AVAILABLE.into()),
+            Some(why.clone()),
+        );
+        self.event(EventSpec::runner(
+            &name,
+            EventType::Warning,
+            "ExperimentDependencyCheck",
+            format!("Experiment Job creation failed, skipping Chaos Experiment: {name}"),
+        ));
+        self.event(EventSpec::runner(
+            &name,
+            EventType::Warning,
+            "ExperimentJobRejected",
+            why,
+        ));
+    }
+
+    /// Deletes the Job after the status write, if it is one we observed (observe keeps only Jobs
+    /// with our controller ownerReference) and not already being deleted.
+    fn delete_owned_job_after(&mut self, name: &str) {
+        let live = self.observed.jobs.iter().any(|j| {
+            j.metadata.name.as_deref() == Some(name) && j.metadata.deletion_timestamp.is_none()
+        });
+        let effect = Effect::DeleteJob { name: name.into() };
+        if live && !self.after.contains(&effect) && !self.before.contains(&effect) {
+            self.after.push(effect);
+        }
+    }
+
+    /// jobCleanUpPolicy delete, converged: a Job of an experiment that already has its verdict is
+    /// deleted even when the pass that recorded the verdict did not get to delete it.
+    fn clean_up_finished_jobs(&mut self) {
+        if self.engine.spec.job_clean_up_policy.as_deref() != Some("delete") {
+            return;
+        }
+        let done: Vec<String> = self
+            .status
+            .experiments
+            .iter()
+            .chain(self.status.runs.iter())
+            .filter(|e| ExperimentPhase::parse(&e.phase) == ExperimentPhase::Done)
+            .map(|e| e.job_name.clone())
+            .collect();
+        for name in done {
+            self.delete_owned_job_after(&name);
+        }
     }
 
     /// Ends a launched experiment that did not complete normally (Litmus: `Skipped` / `Fail`).
@@ -1107,7 +1358,7 @@ impl<'a> Planner<'a> {
         self.status.verdict = if self.status.runs.is_empty() {
             summary_verdict(&self.status.experiments)
         } else {
-            summary_verdict(&self.status.runs)
+            self.runs_verdict()
         };
         if self.status.experiments.is_empty() {
             self.status.message = "no experiments listed".into();
@@ -1224,6 +1475,15 @@ enum LaunchOutcome {
     Launched,
     Skipped,
     NeedsLookup,
+}
+
+/// The Job a ChaosResult says it was written for (litmus-go copies the pod's labels).
+fn result_job(r: &ChaosResult) -> Option<&str> {
+    let labels = r.metadata.labels.as_ref()?;
+    labels
+        .get("job-name")
+        .or_else(|| labels.get("batch.kubernetes.io/job-name"))
+        .map(String::as_str)
 }
 
 /// The verdict of a ChaosResult once the experiment has written a final one.

@@ -112,8 +112,7 @@ fn reasons(d: &super::Decision) -> Vec<(String, EventType)> {
 }
 
 fn created_job(d: &super::Decision) -> Job {
-    d.before_status
-        .iter()
+    d.effects()
         .find_map(|e| match e {
             Effect::CreateJob(j) => Some((**j).clone()),
             _ => None,
@@ -543,8 +542,9 @@ fn cleanup_policy_delete_deletes_the_job() {
         ..Default::default()
     };
     let d = plan(&e, &o, later(10), &cfg());
+    // After the status write that records the verdict (the write fences the delete).
     assert!(
-        d.before_status
+        d.after_status
             .contains(&Effect::DeleteJob { name: job.clone() })
     );
     assert!(
@@ -600,13 +600,6 @@ fn abnormal_endings_say_why() {
             later(timeout_s + 1),
             "ExperimentPodPendingTimeout",
             "no experiment pod appeared",
-        ),
-        (
-            "job vanished",
-            Observed::default(),
-            later(10),
-            "ExperimentJobVanished",
-            "disappeared before the experiment finished",
         ),
         (
             "deadline",
@@ -1502,4 +1495,272 @@ fn stop_is_written_after_the_final_status_and_a_missed_stop_is_not_a_rerun() {
     e.metadata.generation = e.metadata.generation.map(|g| g + 2);
     let d = plan(&e, &Observed::default(), later(30), &cfg());
     assert_eq!(d.status.engine_status, "initialized");
+}
+
+/// The engine after its experiment pod was seen Running (status persisted).
+fn running_engine() -> (ChaosEngine, String) {
+    let (e, job) = launched();
+    let o = Observed {
+        jobs: vec![job_obj(&job)],
+        pods: vec![pod(&job, "Running", Some(running()))],
+        ..Default::default()
+    };
+    let d = plan(&e, &o, later(2), &cfg());
+    assert_eq!(d.status.experiments[0].phase, "Running");
+    (persisted(e, &d), job)
+}
+
+#[test]
+fn a_job_that_vanished_while_running_fails_the_experiment() {
+    let (e, _) = running_engine();
+    let d = plan(&e, &Observed::default(), later(10), &cfg());
+    let entry = &d.status.experiments[0];
+    assert_eq!(
+        (
+            entry.status.as_str(),
+            entry.verdict.as_str(),
+            entry.phase.as_str()
+        ),
+        ("Skipped", "Fail", "Failed")
+    );
+    assert!(
+        entry
+            .message
+            .contains("disappeared before the experiment finished")
+    );
+    assert!(d.events().any(|e| e.reason == "ExperimentJobVanished"));
+    assert!(!d.effects().any(|x| matches!(x, Effect::CreateJob(_))));
+}
+
+#[test]
+fn the_job_is_created_after_the_status_that_names_it() {
+    let d = plan(
+        &engine(),
+        &observed_all_present(&["pod-delete"]),
+        now(),
+        &cfg(),
+    );
+    assert!(
+        !d.before_status
+            .iter()
+            .any(|x| matches!(x, Effect::CreateJob(_)))
+    );
+    assert!(
+        d.after_status
+            .iter()
+            .any(|x| matches!(x, Effect::CreateJob(_)))
+    );
+    assert_eq!(d.status.experiments[0].phase, "Launched");
+}
+
+#[test]
+fn a_recorded_launch_without_its_job_creates_it_without_new_events() {
+    // A crash between the status write and the create: the same Job is created, nothing else.
+    let (e, job) = launched();
+    let d = plan(&e, &observed_all_present(&["pod-delete"]), later(3), &cfg());
+    assert_eq!(created_job(&d).metadata.name.as_deref(), Some(job.as_str()));
+    assert_eq!(d.status, e.status.clone().unwrap(), "no status change");
+    assert_eq!(
+        d.events().count(),
+        0,
+        "its events were owed by the first launch"
+    );
+    // Without the ChaosExperiment read yet, it asks to be planned again instead of failing.
+    let d = plan(&e, &Observed::default(), later(3), &cfg());
+    assert!(d.requeue_after.is_some());
+    assert_eq!(d.status.experiments[0].phase, "Launched");
+}
+
+#[test]
+fn a_job_name_in_status_that_this_run_does_not_derive_is_never_created() {
+    let (mut e, _) = launched();
+    if let Some(s) = e.status.as_mut() {
+        s.experiments[0].job_name = "nightly-backup".into();
+    }
+    let d = plan(&e, &observed_all_present(&["pod-delete"]), later(3), &cfg());
+    assert!(
+        !d.effects()
+            .any(|x| matches!(x, Effect::CreateJob(_) | Effect::DeleteJob { .. }))
+    );
+    assert_eq!(d.status.experiments[0].phase, "Failed");
+    assert!(d.events().any(|e| e.reason == "ExperimentJobVanished"));
+}
+
+#[test]
+fn a_job_the_api_server_rejected_ends_the_experiment_and_the_engine_goes_on() {
+    let (e, job) = launched();
+    let mut o = observed_all_present(&["pod-delete"]);
+    o.rejected_jobs.insert(
+        job.clone(),
+        "Job.batch \"x\" is invalid: spec.template.spec.containers[0].resources.requests: Invalid value: \"2\": must be less than or equal to cpu limit of 1".into(),
+    );
+    let d = plan(&e, &o, later(1), &cfg());
+    let entry = &d.status.experiments[0];
+    assert_eq!(
+        (
+            entry.status.as_str(),
+            entry.verdict.as_str(),
+            entry.phase.as_str()
+        ),
+        ("Skipped", "Fail", "Failed")
+    );
+    assert!(
+        entry
+            .message
+            .contains("must be less than or equal to cpu limit"),
+        "{}",
+        entry.message
+    );
+    assert!(!d.effects().any(|x| matches!(x, Effect::CreateJob(_))));
+    let rejected = d
+        .events()
+        .find(|e| e.reason == "ExperimentJobRejected")
+        .expect("a Warning with the server's message");
+    assert_eq!(rejected.event_type, EventType::Warning);
+    assert!(rejected.message.contains("cpu limit"));
+    assert_eq!(
+        d.status.engine_status, "completed",
+        "the engine goes on to its end"
+    );
+}
+
+#[test]
+fn a_result_not_written_for_this_run_is_not_its_verdict() {
+    let (e, job) = running_engine();
+    let mut stale = result(&job, "Pass", "Completed");
+    if let Some(l) = stale.metadata.labels.as_mut() {
+        l.remove("job-name");
+    }
+    let o = Observed {
+        jobs: vec![job_obj(&job)],
+        pods: vec![pod(&job, "Succeeded", Some(terminated(0, "Completed")))],
+        results: vec![stale],
+        ..Default::default()
+    };
+    let d = plan(&e, &o, later(10), &cfg());
+    assert_eq!(
+        d.status.experiments[0].verdict, "Awaited",
+        "still waiting for its verdict"
+    );
+    let d = plan(&e, &o, later(600), &cfg());
+    assert_eq!(d.status.experiments[0].verdict, "Error");
+    assert!(d.events().any(|e| e.reason == "ExperimentVerdictMissing"));
+}
+
+#[test]
+fn a_sequential_engine_looks_up_every_pending_experiment_at_once() {
+    let names: Vec<String> = (0..50).map(|i| format!("missing-{i}")).collect();
+    let list: Vec<serde_json::Value> = names.iter().map(|n| json!({"name": n})).collect();
+    let e = engine_yaml(json!({"experiments": list}));
+    let wanted = lookups(&e, now());
+    assert_eq!(wanted.experiments, names);
+    let o = Observed {
+        experiments: names.iter().map(|n| (n.clone(), None)).collect(),
+        service_account_exists: Some(true),
+        ..Default::default()
+    };
+    let d = plan(&e, &o, now(), &cfg());
+    assert!(
+        d.status
+            .experiments
+            .iter()
+            .all(|x| x.status == "ChaosExperiment Not Found")
+    );
+    assert_eq!(d.status.engine_status, "completed", "decided in one pass");
+}
+
+#[test]
+fn many_iterations_keep_status_runs_bounded_and_the_verdict_covers_all() {
+    let e = engine_yaml(json!({
+        "experiments": [{"name": "a"}, {"name": "b"}],
+        "execution": {"mode": "parallel", "iterations": 80, "seed": 1}
+    }));
+    let o = observed_all_present(&["a", "b"]);
+    let mut e = persisted(e.clone(), &plan(&e, &o, now(), &cfg()));
+    let mut t = 0;
+    let mut first_failed = false;
+    for _ in 0..400 {
+        t += 1;
+        let st = e.status.clone().unwrap();
+        if st.engine_status == "completed" {
+            break;
+        }
+        // Iteration 1's experiment `a` fails; every other run passes.
+        let d = if !first_failed && st.experiments.iter().any(|x| x.phase == "Launched") {
+            first_failed = true;
+            let x = st.experiments.iter().find(|x| x.name == "a").unwrap();
+            let mut obs = Observed::default();
+            obs.jobs.push(job_obj(&x.job_name));
+            obs.pods
+                .push(pod(&x.job_name, "Failed", Some(terminated(1, "Error"))));
+            plan(&e, &obs, later(t), &cfg())
+        } else if st.experiments.iter().any(|x| x.phase == "Launched") {
+            pass_all_running(&e, later(t))
+        } else {
+            plan(&e, &o, later(t), &cfg())
+        };
+        e = persisted(e, &d);
+    }
+    let st = e.status.unwrap();
+    assert_eq!(st.engine_status, "completed");
+    assert_eq!(st.runs.len(), super::plan::MAX_RUN_RECORDS);
+    assert_eq!(st.dropped_runs, Some(160 - 100));
+    assert_eq!(
+        st.verdict, "Fail",
+        "the failure of iteration 1 still counts"
+    );
+}
+
+#[test]
+fn events_are_owed_in_the_status_that_records_their_transition() {
+    let d = plan(
+        &engine(),
+        &observed_all_present(&["pod-delete"]),
+        now(),
+        &cfg(),
+    );
+    let owed: Vec<&str> = d
+        .status
+        .pending_events
+        .iter()
+        .map(|e| e.reason.as_str())
+        .collect();
+    let emitted: Vec<String> = d.events().map(|e| e.reason.clone()).collect();
+    assert_eq!(
+        owed, emitted,
+        "every event of the pass is in the outbox, in order"
+    );
+    let seqs: Vec<u64> = d.status.pending_events.iter().map(|e| e.seq).collect();
+    assert_eq!(seqs, (1..=seqs.len() as u64).collect::<Vec<_>>());
+    assert_eq!(d.status.event_seq, Some(seqs.len() as u64));
+    assert!(d.status.pending_events.iter().all(|e| e.run == 3));
+    // Delivered events are dropped by the next write that happens anyway, never by a write of
+    // their own; new ones continue the sequence.
+    let (e, job) = (
+        persisted(engine(), &d),
+        created_job(&d).metadata.name.unwrap(),
+    );
+    let mut o = Observed {
+        jobs: vec![job_obj(&job)],
+        pods: vec![pod(&job, "Pending", None)],
+        events_delivered: Some((3, seqs.len() as u64)),
+        ..Default::default()
+    };
+    let idle = plan(&e, &o, later(1), &cfg());
+    assert_eq!(
+        idle.status,
+        e.status.clone().unwrap(),
+        "no write just to drop delivered events"
+    );
+    o.pods = vec![pod(&job, "Succeeded", Some(terminated(0, "Completed")))];
+    o.results = vec![result(&job, "Pass", "Completed")];
+    let done = plan(&e, &o, later(5), &cfg());
+    let reasons: Vec<&str> = done
+        .status
+        .pending_events
+        .iter()
+        .map(|e| e.reason.as_str())
+        .collect();
+    assert_eq!(reasons, ["ExperimentJobCleanUp", "ChaosEngineCompleted"]);
+    assert_eq!(done.status.pending_events[0].seq, seqs.len() as u64 + 1);
 }

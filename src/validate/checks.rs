@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 
 use super::problem::{Problem, index_field, join_field};
+use crate::api::limits::{self, MAX_EXPERIMENT_NAME_LEN, MAX_EXPERIMENTS, MAX_ITERATIONS};
 use crate::api::{ChaosEngine, ChaosExperiment, VolumeSource};
 
 /// Litmus operator message when only one of appkind / applabel is set.
@@ -52,6 +53,25 @@ pub fn check_engine(engine: &ChaosEngine) -> Vec<Problem> {
             "no experiments: the engine has nothing to run",
         ));
     }
+    if let Some(n) = spec
+        .execution
+        .as_ref()
+        .and_then(|e| e.iterations)
+        .filter(|n| *n > MAX_ITERATIONS)
+    {
+        out.push(Problem::error(
+            "spec.execution.iterations",
+            limits::too_many_iterations(n),
+        ));
+    }
+    if too_many_experiments(engine) {
+        // The controller refuses the whole engine; a line per entry would bury that one reason.
+        out.push(Problem::error(
+            "spec.experiments",
+            limits::too_many_experiments(spec.experiments.len()),
+        ));
+        return out;
+    }
 
     let mut first_index: BTreeMap<&str, usize> = BTreeMap::new();
     for (i, experiment) in spec.experiments.iter().enumerate() {
@@ -59,6 +79,11 @@ pub fn check_engine(engine: &ChaosEngine) -> Vec<Problem> {
         let name_field = join_field(&base, "name");
         if experiment.name.is_empty() {
             out.push(Problem::error(name_field, "must not be empty"));
+        } else if experiment.name.chars().count() > MAX_EXPERIMENT_NAME_LEN {
+            out.push(Problem::error(
+                name_field,
+                limits::experiment_name_too_long(&experiment.name),
+            ));
         } else if let Some(first) = first_index.get(experiment.name.as_str()) {
             out.push(Problem::error(
                 name_field,
@@ -142,6 +167,11 @@ pub fn check_engine(engine: &ChaosEngine) -> Vec<Problem> {
     out
 }
 
+/// Whether the engine has more experiments than one engine may have ([`MAX_EXPERIMENTS`]).
+pub fn too_many_experiments(engine: &ChaosEngine) -> bool {
+    engine.spec.experiments.len() > MAX_EXPERIMENTS
+}
+
 fn volumes(entries: &[VolumeSource], field: &str, message: &str, out: &mut Vec<Problem>) {
     for (i, entry) in entries.iter().enumerate() {
         if entry.name.is_empty() || entry.mount_path.is_empty() {
@@ -154,11 +184,19 @@ fn volumes(entries: &[VolumeSource], field: &str, message: &str, out: &mut Vec<P
 pub fn check_experiment(experiment: &ChaosExperiment) -> Vec<Problem> {
     let mut out = Vec::new();
     let def = &experiment.spec.definition;
-    if def.image.is_empty() {
+    if let Some(name) = experiment
+        .metadata
+        .name
+        .as_deref()
+        .filter(|n| n.chars().count() > MAX_EXPERIMENT_NAME_LEN)
+    {
         out.push(Problem::error(
-            "spec.definition.image",
-            "must not be empty: it is the experiment container's image",
+            "metadata.name",
+            limits::experiment_name_too_long(name),
         ));
+    }
+    if def.image.trim().is_empty() {
+        out.push(Problem::error("spec.definition.image", limits::EMPTY_IMAGE));
     }
     if def.command.is_empty() {
         out.push(Problem::error(

@@ -286,6 +286,10 @@ pub fn cross_check(objects: &[Option<&Located>]) -> Vec<(usize, Problem)> {
         let Some(LitmusObject::Engine(engine)) = &located.object else {
             continue;
         };
+        if checks::too_many_experiments(engine) {
+            // Refused as a whole (see check_engine); no line per missing experiment.
+            continue;
+        }
         for (j, experiment) in engine.spec.experiments.iter().enumerate() {
             if experiment.name.is_empty() {
                 continue;

@@ -294,17 +294,10 @@ fn prune_node(
                 {
                     continue;
                 }
-                if path.is_empty() && key == "description" {
-                    out.push(Problem::note(
-                        field,
-                        "ignored: ChaosHub description, the apiserver drops it",
-                    ));
-                } else {
-                    out.push(Problem::warning(
-                        field,
-                        "unknown field, the apiserver drops it",
-                    ));
-                }
+                out.push(Problem::warning(
+                    field,
+                    "unknown field, the apiserver drops it",
+                ));
             }
         }
     }

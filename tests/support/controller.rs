@@ -77,9 +77,22 @@ impl Drop for InProcessController {
     }
 }
 
+/// The controller binary: `CHAOS_CONDUCTOR_BIN` if set, else the one cargo built for this test.
+///
+/// The override exists because worktrees that share one CARGO_TARGET_DIR also share its
+/// `debug/chaos-conductor`: the last build from any worktree wins, so a test could run another
+/// branch's controller. Point it at a copy of your own build to be sure what runs.
+pub fn binary() -> std::path::PathBuf {
+    std::env::var_os("CHAOS_CONDUCTOR_BIN")
+        .filter(|v| !v.is_empty())
+        .map(Into::into)
+        .unwrap_or_else(|| env!("CARGO_BIN_EXE_chaos-conductor").into())
+}
+
 /// The real `chaos-conductor run` binary in a child process.
 pub struct ControllerProcess {
     child: Child,
+    log: std::path::PathBuf,
 }
 
 impl ControllerProcess {
@@ -88,12 +101,13 @@ impl ControllerProcess {
     pub fn start(namespace: &str, log_name: &str, extra: &[&str]) -> Self {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-logs");
         let _ = std::fs::create_dir_all(&dir);
+        let log_path = dir.join(format!("{log_name}.log"));
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
-            .open(dir.join(format!("{log_name}.log")))
+            .open(&log_path)
             .expect("controller log file");
-        let child = Command::new(env!("CARGO_BIN_EXE_chaos-conductor"))
+        let child = Command::new(binary())
             .args([
                 "run",
                 "--watch-namespace",
@@ -107,7 +121,34 @@ impl ControllerProcess {
             .stderr(Stdio::from(log))
             .spawn()
             .expect("start chaos-conductor");
-        Self { child }
+        Self {
+            child,
+            log: log_path,
+        }
+    }
+
+    /// The log file (appended to by every process started with the same `log_name`).
+    pub fn log_path(&self) -> &std::path::Path {
+        &self.log
+    }
+
+    /// The log so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Sends `signal` (e.g. `STOP`, `CONT`) to the process with `kill -<signal> <pid>`.
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args([format!("-{signal}"), self.child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -{signal} {}", self.child.id());
+    }
+
+    /// Whether the process has exited (and so no longer acts).
+    pub fn exited(&mut self) -> bool {
+        self.child.try_wait().ok().flatten().is_some()
     }
 
     /// SIGKILL: no graceful shutdown, no last writes.

@@ -59,6 +59,9 @@ pub enum FakeFinish {
     PodFails { exit_code: i32 },
     /// Crashes at once, before writing any ChaosResult or event.
     CrashAtStart { exit_code: i32 },
+    /// Exits 0 at once without writing any ChaosResult or event (whatever result is there, if
+    /// any, was not written by this run).
+    ExitWithoutResult,
     /// Never finishes: the result stays Running/Awaited and the pod Running until deleted (an
     /// abort is still handled).
     Never,
@@ -432,6 +435,11 @@ async fn play(ctx: &Ctx, pod: Pod, mut rx: watch::Receiver<Pod>) -> anyhow::Resu
         result_name: seen.result_name.clone(),
         labels,
     };
+    if behaviour.finish == FakeFinish::ExitWithoutResult {
+        ctx.shared.set_state(&pod_uid, FakeState::Crashed);
+        annotate(ctx, &pod_name, &[("e2e.test/outcome", "succeed")]).await?;
+        return Ok(());
+    }
     if let FakeFinish::CrashAtStart { exit_code } = behaviour.finish {
         let code = exit_code.to_string();
         ctx.shared.set_state(&pod_uid, FakeState::Crashed);

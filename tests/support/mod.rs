@@ -14,6 +14,9 @@ pub mod builders;
 pub mod chart;
 pub mod controller;
 pub mod fake_experiment;
+pub mod forged;
+pub mod latency;
+pub mod watch;
 
 use std::collections::BTreeMap;
 use std::fmt::Debug;
@@ -310,6 +313,11 @@ impl TestEnv {
             eprintln!("[e2e] warning: {e:#}");
         }
         Ok(env)
+    }
+
+    /// The connection settings of [`TestEnv::client`] (e.g. to build a client through a proxy).
+    pub fn config(&self) -> &Config {
+        &self.config
     }
 
     pub fn client(&self) -> Client {
