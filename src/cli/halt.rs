@@ -78,7 +78,10 @@ async fn set(args: &HaltArgs, engage: bool) -> anyhow::Result<String> {
             api.patch(ns, &PatchParams::default(), &Patch::Merge(&body))
                 .await
                 .map_err(|e| {
-                    anyhow::anyhow!("annotating Namespace {ns} ({NAMESPACE_ANNOTATION}): {e}")
+                    anyhow::anyhow!(
+                        "annotating Namespace {ns} ({NAMESPACE_ANNOTATION}): {}",
+                        short(&e)
+                    )
                 })?;
             Ok(format!("kill switch {verb} for namespace {ns}"))
         }
@@ -103,7 +106,11 @@ async fn set(args: &HaltArgs, engage: bool) -> anyhow::Result<String> {
             )
             .await
             .map_err(|e| {
-                anyhow::anyhow!("setting ConfigMap {sw} (--switch / HALT_CONFIGMAP): {e}")
+                anyhow::anyhow!(
+                    "setting ConfigMap {sw} (--switch / HALT_CONFIGMAP; the chart's is \
+                     <release>-halt in the release namespace): {}",
+                    short(&e)
+                )
             })?;
             Ok(format!("kill switch {verb} cluster-wide (ConfigMap {sw})"))
         }
@@ -115,5 +122,13 @@ fn reason(args: &HaltArgs) -> String {
         format!("chaos-conductor halt at {}", Timestamp::now())
     } else {
         args.reason.clone()
+    }
+}
+
+/// The API server's own message (the full Status debug print buries it).
+fn short(e: &kube::Error) -> String {
+    match e {
+        kube::Error::Api(ae) => format!("{} ({})", ae.message, ae.code),
+        other => other.to_string(),
     }
 }
