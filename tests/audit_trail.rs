@@ -4,11 +4,9 @@
 //! ExperimentJobCreate, ExperimentJobCleanUp, ChaosEngineCompleted) is present exactly once per
 //! engine: one Event object per reason with count 1 — missing ones and retried duplicates both fail.
 //!
-//! The apiserver-restart half of the scenario cannot run here: the cluster is shared by
-//! every test (and engineer) on the machine, so restarting its apiserver would break the others.
+//! The apiserver-restart half of the scenario is tests/apiserver_restart.rs (it runs alone).
 mod support;
 
-use std::collections::BTreeMap;
 use std::time::{Duration, Instant, SystemTime};
 
 use chaos_conductor::api::ChaosEngine;
@@ -19,13 +17,6 @@ use support::*;
 
 const ENGINES: usize = 10;
 const KILLS: usize = 5;
-const OWED: [&str; 5] = [
-    "ChaosEngineInitialized",
-    "ExperimentDependencyCheck",
-    "ExperimentJobCreate",
-    "ExperimentJobCleanUp",
-    "ChaosEngineCompleted",
-];
 const SETTLE: Duration = Duration::from_secs(120);
 
 /// A small pseudo-random delay in [lo, hi) ms (xorshift seeded from the clock; printed so a run can
@@ -101,46 +92,14 @@ async fn every_owed_event_is_recorded_exactly_once_across_sigkills() {
     // Owed Events are emitted after the status write that owes them: give a last pass time.
     tokio::time::sleep(secs(5)).await;
 
-    // reason -> (engines with exactly one, missing, duplicated: more objects or count > 1)
-    let mut tally: BTreeMap<&str, (usize, usize, usize)> = BTreeMap::new();
-    let mut problems = Vec::new();
-    for e in &engines {
-        let name = e.name_any();
-        let uid = e.uid().unwrap_or_default();
-        let events: Vec<EventInfo> = env
-            .engine_events(&name)
-            .await
-            .into_iter()
-            .filter(|ev| ev.uid == uid)
-            .collect();
-        for reason in OWED {
-            let of: Vec<&EventInfo> = events.iter().filter(|ev| ev.reason == reason).collect();
-            let total: i32 = of.iter().map(|ev| ev.count.max(1)).sum();
-            let t = tally.entry(reason).or_default();
-            match total {
-                1 => t.0 += 1,
-                0 => {
-                    t.1 += 1;
-                    problems.push(format!("{name}: {reason} missing"));
-                }
-                n => {
-                    t.2 += 1;
-                    problems.push(format!(
-                        "{name}: {reason} recorded {n} times: {:?}",
-                        of.iter().map(|ev| (&ev.name, ev.count)).collect::<Vec<_>>()
-                    ));
-                }
-            }
-        }
-    }
-    let missing: usize = tally.values().map(|t| t.1).sum();
-    let duplicated: usize = tally.values().map(|t| t.2).sum();
+    let audit = support::audit::audit_events(&env, &engines).await;
+    let (missing, duplicated, tally) = (audit.missing(), audit.duplicated(), &audit.tally);
     println!(
         "MEASURED audit-trail: kills={KILLS} engines={ENGINES} missing_events={missing} duplicated_events={duplicated} stuck_engines={} per_reason(ok,missing,dup)={tally:?}",
         stuck.len()
     );
     assert!(stuck.is_empty(), "engines not completed: {stuck:?}");
-    assert!(problems.is_empty(), "{}", problems.join("\n"));
+    assert!(audit.problems.is_empty(), "{}", audit.problems.join("\n"));
     // While the controller runs: it removes the engines' finalizers.
     env.cleanup().await;
     drop(ctrl);

@@ -686,7 +686,7 @@ impl<'a> Planner<'a> {
                 continue;
             }
             let job = self.status.experiments[i].job_name.clone();
-            self.before.push(Effect::DeleteJob { name: job });
+            self.delete_owned_job(&job, true);
             let why = format!("aborted: experiment {failed} did not pass and stopOnFailure is set");
             self.abort_entry(i, None, Some(why));
         }
@@ -1024,9 +1024,7 @@ impl<'a> Planner<'a> {
         let result = self.result_for(&entry);
 
         if self.now >= deadline {
-            self.before.push(Effect::DeleteJob {
-                name: entry.job_name.clone(),
-            });
+            self.delete_owned_job(&entry.job_name, true);
             let secs = self.cfg.experiment_deadline.as_secs();
             self.end_launched(
                 i,
@@ -1297,12 +1295,23 @@ impl<'a> Planner<'a> {
     /// Deletes the Job after the status write, if it is one we observed (observe keeps only Jobs
     /// with our controller ownerReference) and not already being deleted.
     fn delete_owned_job_after(&mut self, name: &str) {
+        self.delete_owned_job(name, false);
+    }
+
+    /// Deletes a Job only if it is one we observed (observe keeps only Jobs with our controller
+    /// ownerReference and chaosUID label) and not already being deleted: a name in status proves
+    /// nothing. `before`: ahead of the status write (the shell fences it with a conditional write).
+    fn delete_owned_job(&mut self, name: &str, before: bool) {
         let live = self.observed.jobs.iter().any(|j| {
             j.metadata.name.as_deref() == Some(name) && j.metadata.deletion_timestamp.is_none()
         });
         let effect = Effect::DeleteJob { name: name.into() };
         if live && !self.after.contains(&effect) && !self.before.contains(&effect) {
-            self.after.push(effect);
+            if before {
+                self.before.push(effect);
+            } else {
+                self.after.push(effect);
+            }
         }
     }
 

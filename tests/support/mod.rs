@@ -10,6 +10,7 @@
 //! ([`fake_experiment`]).
 #![allow(dead_code)]
 
+pub mod audit;
 pub mod builders;
 pub mod chart;
 pub mod controller;
