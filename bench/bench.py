@@ -21,11 +21,9 @@ import concurrent.futures as cf
 import http.client
 import json
 import os
-import platform
 import re
 import signal
 import ssl
-import statistics
 import subprocess
 import sys
 import threading
@@ -671,7 +669,6 @@ class Bench:
         uids_steady = list(u1)
         if steady_n > 100:
             # the second part continues the steady series (same rate, engines 100..499)
-            t_before = time.time()
             u2, _, _ = self.create_many_offset("steady", 100, steady_n - 100, a.rate)
             uids_steady += u2
             self.wait_settled(u2, 300)

@@ -292,7 +292,7 @@ pub async fn run_when_leading(
     let trigger = async move {
         let _ = stopped.wait_for(|s| *s).await;
     };
-    controller::run::run(client, settings, metrics, health, trigger).await?;
+    crate::scheduler::run_all(client, settings, metrics, health, trigger).await?;
     let (mut elector, lost) = match renewals.await {
         Ok(done) => done,
         Err(e) => {

@@ -7,6 +7,8 @@ pub mod fence;
 pub mod leader;
 pub mod metrics;
 pub mod ratelimit;
+pub mod schedule;
+pub mod scheduler;
 pub mod server;
 pub mod telemetry;
 pub mod validate;

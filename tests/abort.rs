@@ -1,8 +1,8 @@
-//! Abort and garbage collection (issue 5) against the real local control plane with the fake
-//! litmus-go experiment: the three triggers (delete, `engineState: stop`, the abort annotation) at
-//! each stage of a run, result folding, a controller that is down during the delete, a namespace
-//! being deleted, many aborts at once, restart after abort, force deletion of chaos pods that
-//! outlive their grace period.
+//! Abort and garbage collection (docs/litmus-compatibility.md#abort) against the real local control
+//! plane with the fake litmus-go experiment: the three triggers (delete, `engineState: stop`, the
+//! abort annotation) at each stage of a run, result folding, a controller that is down during the
+//! delete, a namespace being deleted, many aborts at once, restart after abort, force deletion of
+//! chaos pods that outlive their grace period.
 //!
 //! Every test removes its engines while its controller still runs (see [`teardown`]): an engine
 //! keeps the finalizer after an abort, so a namespace deleted after the controller stopped would

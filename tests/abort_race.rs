@@ -1,4 +1,4 @@
-//! Issue 11 item 11: an abort decided while a launch is in flight must sweep what that launch
+//! An abort decided while a launch is in flight must sweep what that launch
 //! creates. 30 engines are created and aborted at once (delete / `engineState: stop` / the abort
 //! annotation, mixed), with the controller's API calls slowed down by a delaying TCP proxy so
 //! that launches and aborts overlap; within the abort bound no chaos Job or pod is left, and none

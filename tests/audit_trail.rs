@@ -1,4 +1,4 @@
-//! Issue 11 item 6: the audit trail survives controller crashes. 10 engines × 1 experiment run
+//! The audit trail survives controller crashes. 10 engines × 1 experiment run
 //! under the real binary, which is SIGKILLed at random moments 5 times (and restarted at once);
 //! at the end every Event owed (ChaosEngineInitialized, ExperimentDependencyCheck,
 //! ExperimentJobCreate, ExperimentJobCleanUp, ChaosEngineCompleted) is present exactly once per

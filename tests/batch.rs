@@ -2,7 +2,7 @@
 //! iterations with intervals across a controller restart, and abort of a parallel run.
 mod support;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use chaos_conductor::api::{ChaosEngine, Execution, ExperimentStatus};
 use k8s_openapi::jiff::Timestamp;
@@ -191,7 +191,7 @@ async fn iterations_keep_their_interval_across_a_controller_restart() {
         .await;
     let next: Timestamp = waiting.1.parse().unwrap();
     ctrl.kill();
-    let restarted = Instant::now();
+    let restarted_at = Timestamp::now();
     let ctrl = ControllerProcess::start(env.ns(), &format!("{}-second", env.ns()), &[]);
     let (e, _) = run_to(&env, "twice", &["completed"]).await;
     let st = e.status.clone().unwrap();
@@ -209,7 +209,14 @@ async fn iterations_keep_their_interval_across_a_controller_restart() {
         second_launch.duration_since(first_end).as_secs() >= 8,
         "the minimum interval held"
     );
-    assert!(restarted.elapsed() < WAIT);
+    // The restarted controller resumes from the persisted schedule: iteration 2 starts soon after
+    // it is due (or after the restart, if that is later), not a whole interval or resync later.
+    let due = next.max(restarted_at);
+    let late = second_launch.duration_since(due).as_secs();
+    assert!(
+        late < 30,
+        "iteration 2 launched {late}s after it was due ({due}) with the new controller"
+    );
     assert_eq!(fake.seen().len(), 2);
     let result = env.results().get("twice-pod-delete").await.unwrap();
     assert_eq!(

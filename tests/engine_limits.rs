@@ -1,4 +1,4 @@
-//! Issue 11 items 4 and 5 on the real cluster: an engine can never outgrow etcd, and what is
+//! Engine limits on the real cluster: an engine can never outgrow etcd, and what is
 //! decidable now is decided in one pass.
 //! - 1000 experiments, none of which exists (sequential): Completed with all 1000 skipped, fast.
 //! - `spec.execution.iterations` above the cap / more experiments than the cap: refused (Invalid)

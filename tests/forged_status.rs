@@ -1,4 +1,4 @@
-//! Issue 11 item 2 on our CRDs (status subresource): a status written by the engine author that
+//! A forged status on our CRDs (status subresource): a status written by the engine author that
 //! names an unrelated Job must not make the controller delete or adopt that Job. The same on
 //! Litmus's CRDs (status on the main resource) is in `tests/litmus_crds.rs` (it swaps the CRD).
 mod support;

@@ -1,4 +1,4 @@
-//! Issue 11 item 3: an experiment Job that the apiserver refuses (CPU requests above limits, an
+//! An experiment Job that the apiserver refuses (CPU requests above limits, an
 //! experiment name too long for the Job's `job-name` label, an empty image) is a terminal,
 //! explained outcome for that experiment: Litmus strings in the status (`Skipped` / `Fail`), a
 //! Warning Event with the reason in words, the engine goes on with its next experiment and

@@ -1,4 +1,4 @@
-//! Issue 11 item 1: a leader paused (SIGSTOP) for longer than its Lease, then resumed, must not act
+//! A leader paused (SIGSTOP) for longer than its Lease, then resumed, must not act
 //! on the Lease it lost. Two replicas of the real binary on one short Lease run 30 engines whose
 //! 5 sequential experiments take 2 s each with `jobCleanUpPolicy: delete`; the leader is paused past the
 //! Lease and resumed, three times. A watch counts Job uids per `chaosUID` over the whole test:

@@ -6,7 +6,7 @@
 //! tests running beside it: it is `#[ignore]`d and `scripts/test` runs it alone, after the others
 //! (`cargo test --test litmus_crds -- --ignored`). It restores our CRD at the end, pass or fail.
 //!
-//! In the same window: issue 11 item 2, a forged status on the main resource naming an unrelated
+//! In the same window: a forged status on the main resource naming an unrelated
 //! Job (see `support::forged`).
 mod support;
 
@@ -92,7 +92,7 @@ async fn runs_on_litmus_crds_and_survives_a_malformed_engine() {
     .await;
     let outcome = std::panic::AssertUnwindSafe(async {
         scenario(env).await;
-        // Issue 11 item 2 on Litmus's CRDs, in the same window with the swapped CRD.
+        // The forged status (support::forged) on Litmus's CRDs, in the same window with the swapped CRD.
         let forged = TestEnv::new("litmus-forged").await;
         forged.create_service_account(SAMPLE_SA).await;
         forged.create(&sample_experiment("pod-delete")).await;

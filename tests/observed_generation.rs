@@ -1,4 +1,4 @@
-//! Issue 11 item 8: `kubectl wait --for=condition=Finished chaosengine/X` (and kstatus-based tools:
+//! `kubectl wait --for=condition=Finished chaosengine/X` (and kstatus-based tools:
 //! Argo CD, Flux) must see a completed engine as current: after the controller's own final writes
 //! (including `engineState: stop`, which bumps metadata.generation), status.observedGeneration and
 //! the Finished condition's observedGeneration equal metadata.generation.

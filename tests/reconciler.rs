@@ -73,6 +73,21 @@ async fn events_with(env: &TestEnv, engine: &str, want: &[&str]) -> Vec<EventInf
     .await
 }
 
+/// The engine's Warning Event with this reason; its message must be the experiment entry's
+/// message (the controller explains the same failure in both places). `events_with` already waited
+/// for the reason, so what is asserted here is the type and the text.
+fn assert_warning_explains(events: &[EventInfo], reason: &str, entry_message: &str) {
+    let ev = events
+        .iter()
+        .find(|x| x.reason == reason)
+        .unwrap_or_else(|| panic!("no {reason} in {events:?}"));
+    assert_eq!(
+        (ev.type_.as_str(), ev.message.as_str()),
+        ("Warning", entry_message),
+        "{reason}"
+    );
+}
+
 #[tokio::test]
 async fn one_experiment_passes_with_litmus_status_job_and_events() {
     let env = setup("pass", &["pod-delete"]).await;
@@ -212,9 +227,15 @@ async fn one_experiment_passes_with_litmus_status_job_and_events() {
         find("ChaosEngineCompleted").message,
         "ChaosEngine completed, will delete or retain the resources according to jobCleanUpPolicy"
     );
+    // Every Event we wrote is about this engine (involvedObject), not merely about some engine.
+    let engine_uid = e.uid().unwrap();
+    let strays: Vec<&&EventInfo> = ours
+        .iter()
+        .filter(|ev| ev.uid != engine_uid || ev.kind != "ChaosEngine")
+        .collect();
     assert!(
-        ours.iter()
-            .all(|e| e.uid == e.uid && e.kind == "ChaosEngine")
+        strays.is_empty(),
+        "Events not on engine {engine_uid}: {strays:?}"
     );
     assert_eq!(
         env.jobs()
@@ -467,18 +488,21 @@ async fn failed_pod_and_pending_pod_end_with_a_reason() {
             .message
             .contains("chaos pod status is Failed")
     );
-    let ev = reasons(
-        &events_with(
-            &env,
-            "crashes",
-            &["ChaosContainerWatchNotPermitted", "ExperimentPodFailed"],
-        )
-        .await,
+    let ev = events_with(
+        &env,
+        "crashes",
+        &["ChaosContainerWatchNotPermitted", "ExperimentPodFailed"],
+    )
+    .await;
+    assert_warning_explains(
+        &ev,
+        "ChaosContainerWatchNotPermitted",
+        "Experiment Job creation failed, skipping Chaos Experiment: pod-delete",
     );
-    assert!(
-        ev.contains(&"ChaosContainerWatchNotPermitted".to_string())
-            && ev.contains(&"ExperimentPodFailed".to_string()),
-        "{ev:?}"
+    assert_warning_explains(
+        &ev,
+        "ExperimentPodFailed",
+        &e.status.as_ref().unwrap().experiments[0].message,
     );
 
     let e = completed(&env, "stuck").await;
@@ -491,10 +515,8 @@ async fn failed_pod_and_pending_pod_end_with_a_reason() {
             || message.contains("no experiment pod appeared within STATUS_CHECK_TIMEOUT (3s)"),
         "{message}"
     );
-    assert!(
-        reasons(&events_with(&env, "stuck", &["ExperimentPodPendingTimeout"]).await)
-            .contains(&"ExperimentPodPendingTimeout".to_string())
-    );
+    let ev = events_with(&env, "stuck", &["ExperimentPodPendingTimeout"]).await;
+    assert_warning_explains(&ev, "ExperimentPodPendingTimeout", message);
     env.cleanup().await;
 }
 
@@ -519,9 +541,11 @@ async fn overall_deadline_ends_a_hung_experiment_and_deletes_its_job() {
             .message
             .contains("did not finish within the deadline of 4s")
     );
-    assert!(
-        reasons(&events_with(&env, "hung", &["ExperimentTimeout"]).await)
-            .contains(&"ExperimentTimeout".to_string())
+    let ev = events_with(&env, "hung", &["ExperimentTimeout"]).await;
+    assert_warning_explains(
+        &ev,
+        "ExperimentTimeout",
+        &e.status.as_ref().unwrap().experiments[0].message,
     );
     let jobs = env.jobs();
     env.wait_for("hung Job deleted", WAIT, async || {

@@ -1,16 +1,26 @@
-//! The test cluster does what the controller's tests rely on: kwok runs Job pods as told by
-//! annotations, the Job controller completes Jobs, the garbage collector honours owner references
-//! (background and foreground), and the Litmus CRDs are installed. Needs `scripts/cluster up`.
+//! The test cluster does what the controller's tests rely on: RBAC is enforced and TokenRequest
+//! issues working ServiceAccount tokens; kwok runs Job pods as told by annotations (succeed, fail
+//! with an exit code, main container done while a sidecar runs, stay Pending) and removes deleted
+//! ones; the Job controller completes and fails Jobs; the garbage collector honours owner
+//! references (background and foreground); every CRD in crds/ is Established; and the apiserver's
+//! schema accepts tests/fixtures/valid and refuses tests/fixtures/invalid-schema. Needs
+//! `scripts/cluster up`.
 mod support;
 
 use std::collections::BTreeMap;
 
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
 use anyhow::{anyhow, ensure};
+use k8s_openapi::api::authentication::v1::SelfSubjectReview;
 use k8s_openapi::api::batch::v1::{Job, JobSpec};
-use k8s_openapi::api::core::v1::{ConfigMap, Container, PodSpec, PodTemplateSpec};
+use k8s_openapi::api::core::v1::{ConfigMap, Container, Pod, PodSpec, PodTemplateSpec};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
-use kube::api::{Api, DeleteParams, PostParams};
+use kube::api::{Api, DeleteParams, ListParams, PostParams};
+use support::conductor::{client_from, service_account_token, write_token_kubeconfig};
+use support::tools::{kubectl, repo, yaml_documents};
 use support::*;
 
 const WAIT: std::time::Duration = secs(60);
@@ -209,14 +219,31 @@ async fn gc_foreground_deletes_dependents_before_owner() {
 }
 
 #[tokio::test]
-async fn litmus_crds_are_established() {
+async fn litmus_crds_and_every_crd_in_crds_folder_are_established() {
     let env = TestEnv::new("smoke-crds").await;
     let crds: Api<CustomResourceDefinition> = Api::all(env.client());
-    for name in [
+    let mut names: Vec<String> = [
         "chaosengines.litmuschaos.io",
         "chaosexperiments.litmuschaos.io",
         "chaosresults.litmuschaos.io",
-    ] {
+    ]
+    .map(String::from)
+    .into();
+    for doc in
+        yaml_documents(&std::fs::read_to_string(repo().join("crds/litmuschaos.yaml")).unwrap())
+    {
+        if doc["kind"] == "CustomResourceDefinition" {
+            names.push(
+                doc["metadata"]["name"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+            );
+        }
+    }
+    names.sort();
+    names.dedup();
+    for name in &names {
         let crd = crds
             .get(name)
             .await
@@ -241,6 +268,305 @@ async fn litmus_crds_are_established() {
             .all(|v| v.subresources.as_ref().is_none_or(|s| s.status.is_none())),
         "chaosresults must not have a status subresource"
     );
+    env.cleanup().await;
+}
+
+/// A Job whose main container is named like the Job, plus a second container `sidecar`.
+fn job_with_sidecar(name: &str) -> Job {
+    let mut j = job(name, None);
+    if let Some(spec) = j.spec.as_mut().and_then(|s| s.template.spec.as_mut()) {
+        spec.containers.push(Container {
+            name: "sidecar".into(),
+            image: Some("busybox:1.36".into()),
+            ..Default::default()
+        });
+    }
+    j
+}
+
+/// Creates the Job and waits for its one pod to be Running; returns the pod's name.
+async fn running_pod_of(env: &TestEnv, job: Job) -> String {
+    let name = job.metadata.name.clone().unwrap();
+    env.create(&job).await;
+    let pod = env
+        .wait_for(&format!("the pod of {name} Running"), WAIT, async || {
+            let pods = env.job_pods(&name).await;
+            match pods.as_slice() {
+                [p] if pod_phase(p) == "Running" => Ok(p.clone()),
+                _ => Err(anyhow!(
+                    "pod phases {:?}",
+                    pods.iter().map(pod_phase).collect::<Vec<_>>()
+                )),
+            }
+        })
+        .await;
+    pod.metadata.name.unwrap()
+}
+
+async fn wait_job_condition(env: &TestEnv, job: &str, condition: &str) {
+    let jobs = env.jobs();
+    env.wait_for(&format!("Job {job} {condition}"), WAIT, async || {
+        let j = jobs.get(job).await?;
+        ensure!(job_condition(&j, condition), "{}", job_summary(&j));
+        Ok(())
+    })
+    .await;
+}
+
+async fn wait_pod_phase(env: &TestEnv, pod: &str, phase: &str) -> Pod {
+    let pods = env.pods();
+    env.wait_for(&format!("pod {pod} {phase}"), WAIT, async || {
+        let p = pods.get(pod).await?;
+        ensure!(pod_phase(&p) == phase, "phase {}", pod_phase(&p));
+        Ok(p)
+    })
+    .await
+}
+
+/// (container name, terminated reason and exit code, or None while it runs).
+fn container_states(pod: &Pod) -> Vec<(String, Option<(String, i32)>)> {
+    pod.status
+        .as_ref()
+        .and_then(|s| s.container_statuses.clone())
+        .unwrap_or_default()
+        .into_iter()
+        .map(|c| {
+            let t = c.state.and_then(|s| s.terminated);
+            (
+                c.name,
+                t.map(|t| (t.reason.unwrap_or_default(), t.exit_code)),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn rbac_is_enforced_and_service_account_tokens_work() {
+    let env = TestEnv::new("smoke-auth").await;
+    let token = service_account_token(&env, "default").await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let kubeconfig = dir.path().join("kubeconfig");
+    write_token_kubeconfig(&kubeconfig, &token, env.ns());
+    let client = client_from(&kubeconfig).await;
+    let review = Api::<SelfSubjectReview>::all(client.clone())
+        .create(&PostParams::default(), &SelfSubjectReview::default())
+        .await
+        .expect("SelfSubjectReview with the token");
+    let user = review
+        .status
+        .and_then(|s| s.user_info)
+        .and_then(|u| u.username)
+        .unwrap_or_default();
+    assert_eq!(user, format!("system:serviceaccount:{}:default", env.ns()));
+    let err = Api::<Pod>::namespaced(client, env.ns())
+        .list(&ListParams::default())
+        .await
+        .expect_err("RBAC must deny the default ServiceAccount listing pods");
+    assert!(
+        matches!(&err, kube::Error::Api(s) if s.code == 403),
+        "{err}"
+    );
+    env.cleanup().await;
+}
+
+#[tokio::test]
+async fn failed_pod_fails_its_job_with_the_exit_code() {
+    let env = TestEnv::new("smoke-job-fails").await;
+    let pod = running_pod_of(&env, job("doomed", None)).await;
+    env.annotate_pod(
+        &pod,
+        &[("e2e.test/outcome", "fail"), ("e2e.test/exit-code", "3")],
+    )
+    .await;
+    let p = wait_pod_phase(&env, &pod, "Failed").await;
+    assert_eq!(
+        container_states(&p),
+        vec![("doomed".to_string(), Some(("Error".to_string(), 3)))]
+    );
+    wait_job_condition(&env, "doomed", "Failed").await;
+    env.cleanup().await;
+}
+
+#[tokio::test]
+async fn main_done_keeps_the_sidecar_and_the_pod_running() {
+    let env = TestEnv::new("smoke-main-done").await;
+    let pod = running_pod_of(&env, job_with_sidecar("mainly")).await;
+    env.annotate_pod(&pod, &[("e2e.test/outcome", "main-done")])
+        .await;
+    let pods = env.pods();
+    let p = env
+        .wait_for("main container terminated", WAIT, async || {
+            let p = pods.get(&pod).await?;
+            let states = container_states(&p);
+            ensure!(
+                states.iter().any(|(n, t)| n == "mainly" && t.is_some()),
+                "{states:?}"
+            );
+            Ok(p)
+        })
+        .await;
+    let mut states = container_states(&p);
+    states.sort();
+    assert_eq!(
+        states,
+        vec![
+            ("mainly".to_string(), Some(("Completed".to_string(), 0))),
+            ("sidecar".to_string(), None),
+        ]
+    );
+    assert_eq!(
+        pod_phase(&p),
+        "Running",
+        "the sidecar keeps the pod Running"
+    );
+    env.annotate_pod(&pod, &[("e2e.test/outcome", "succeed")])
+        .await;
+    wait_pod_phase(&env, &pod, "Succeeded").await;
+    wait_job_condition(&env, "mainly", "Complete").await;
+    env.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_job_deleted_in_the_foreground_takes_its_running_pod_along() {
+    let env = TestEnv::new("smoke-job-delete").await;
+    let pod = running_pod_of(&env, job("short-lived", None)).await;
+    env.jobs()
+        .delete("short-lived", &DeleteParams::foreground())
+        .await
+        .expect("delete the Job");
+    let pods = env.pods();
+    env.wait_for("the Job's pod gone", WAIT, async || {
+        match pods.get_opt(&pod).await? {
+            None => Ok(()),
+            Some(p) => Err(anyhow!(
+                "still there: phase {}, deletionTimestamp {:?}",
+                pod_phase(&p),
+                p.metadata.deletion_timestamp
+            )),
+        }
+    })
+    .await;
+    env.cleanup().await;
+}
+
+#[tokio::test]
+async fn stay_pending_pod_is_scheduled_but_never_starts() {
+    let env = TestEnv::new("smoke-stay-pending").await;
+    let pod: Pod = serde_json::from_value(serde_json::json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "stay-pending", "annotations": {"e2e.test/stay-pending": "true"}},
+        "spec": {"restartPolicy": "Never", "containers": [{"name": "c", "image": "busybox:1.36"}]}
+    }))
+    .unwrap();
+    env.create(&pod).await;
+    let pods = env.pods();
+    env.wait_for("stay-pending scheduled", WAIT, async || {
+        let p = pods.get("stay-pending").await?;
+        ensure!(
+            p.spec.as_ref().and_then(|s| s.node_name.as_ref()).is_some(),
+            "not scheduled yet"
+        );
+        Ok(())
+    })
+    .await;
+    // kwok starts any other pod 200 ms after it is scheduled: ten times that proves it waits.
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    let p = pods.get("stay-pending").await.unwrap();
+    assert_eq!(pod_phase(&p), "Pending");
+    env.cleanup().await;
+}
+
+/// A copy of the test kubeconfig whose context namespace is `ns`: fixtures without a namespace
+/// land there and fixtures that name one keep it (`--namespace` would refuse those).
+fn kubeconfig_in(ns: &str, dir: &Path) -> PathBuf {
+    let path = dir.join("kubeconfig");
+    std::fs::copy(kubeconfig_path(), &path).expect("copy the kubeconfig");
+    let out = Command::new(kubectl())
+        .arg("--kubeconfig")
+        .arg(&path)
+        .args([
+            "config",
+            "set-context",
+            "--current",
+            &format!("--namespace={ns}"),
+        ])
+        .output()
+        .expect("kubectl config set-context");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    path
+}
+
+fn fixture_files(dir: &str) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(repo().join(dir))
+        .unwrap_or_else(|e| panic!("{dir}: {e}"))
+        .map(|e| e.expect("dir entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml" || e == "yml"))
+        .collect();
+    files.sort();
+    assert!(!files.is_empty(), "no fixtures in {dir}");
+    files
+}
+
+/// `kubectl apply --dry-run=server --validate=warn -f file`: success and the combined output.
+/// (`--validate=warn`: what the apiserver's schema refuses, not what strict field validation
+/// would; the valid fixtures are applied strictly by `valid_fixtures_apply_with_strict_field_validation`.)
+fn server_dry_run(kubeconfig: &Path, file: &Path) -> (bool, String) {
+    let out = Command::new(kubectl())
+        .arg("--kubeconfig")
+        .arg(kubeconfig)
+        .args([
+            "--request-timeout=30s",
+            "apply",
+            "--dry-run=server",
+            "--validate=warn",
+            "-f",
+        ])
+        .arg(file)
+        .output()
+        .expect("kubectl apply --dry-run=server");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+#[tokio::test]
+async fn apiserver_schema_refuses_the_invalid_schema_fixtures() {
+    let env = TestEnv::new("smoke-fixtures").await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let kubeconfig = kubeconfig_in(env.ns(), dir.path());
+    let mut bad = Vec::new();
+    // Refusals for these reasons say nothing about the schema.
+    let wrong_reasons = [
+        "no matches for kind",
+        "could not find the requested resource",
+        "Unable to connect",
+        "connection refused",
+        "i/o timeout",
+    ];
+    for f in fixture_files("tests/fixtures/invalid-schema") {
+        let (ok, text) = server_dry_run(&kubeconfig, &f);
+        if ok {
+            bad.push(format!("{}: ACCEPTED: {text}", f.display()));
+        } else if let Some(r) = wrong_reasons.iter().find(|r| text.contains(*r)) {
+            bad.push(format!(
+                "{}: refused for the wrong reason ({r}): {text}",
+                f.display()
+            ));
+        } else if text.contains("namespace") && text.contains("\" not found") {
+            bad.push(format!(
+                "{}: refused for a missing namespace: {text}",
+                f.display()
+            ));
+        }
+    }
+    assert!(bad.is_empty(), "{}", bad.join("\n"));
     env.cleanup().await;
 }
 
@@ -304,7 +630,7 @@ async fn strict_dry_run_apply(env: &TestEnv, yaml: &str) -> (usize, Vec<(String,
     (applied, refused)
 }
 
-/// Hub faults apply as published (issue 11 item 9): a strict apply of every fixture passes, the
+/// Hub faults apply as published (docs/litmus-compatibility.md#crds): a strict apply of every fixture passes, the
 /// top-level `description` of hub ChaosExperiments included.
 #[tokio::test]
 async fn valid_fixtures_apply_with_strict_field_validation() {
@@ -352,7 +678,7 @@ async fn valid_fixtures_apply_with_strict_field_validation() {
     assert!(failures.is_empty(), "refused:\n{}", failures.join("\n"));
     assert!(
         experiments_with_description >= 10,
-        "only {experiments_with_description} fixtures carry a description: the test would not catch item 9"
+        "only {experiments_with_description} fixtures carry a description: the test would not catch a CRD that drops it"
     );
     env.cleanup().await;
 }

@@ -1,4 +1,4 @@
-//! Issue 11 item 7: a verdict counts only from a ChaosResult written for this run. A result
+//! A verdict counts only from a ChaosResult written for this run. A result
 //! `<engine>-<experiment>` that exists before the run with verdict Pass (labels: `chaosUID` only,
 //! or a `job-name` of another Job) must not be taken as the verdict when the experiment pod ends
 //! without writing one: the experiment ends `Error` with a Warning `ExperimentVerdictMissing`.

@@ -52,14 +52,14 @@ fn valid_fixtures_pass_without_errors() {
             "unexpected error: {line}"
         );
     }
-    // Each valid file passes alone too (legacy-engine.yaml runs the pod-delete experiment).
+    // Each valid file passes alone too (legacy-engine.yaml and the schedules run pod-delete).
     for file in yaml_files("tests/fixtures/valid") {
         let rel = file
             .strip_prefix(env!("CARGO_MANIFEST_DIR"))
             .expect("relative");
         let rel = rel.to_str().expect("utf-8");
         let mut args = vec!["-f", rel];
-        if rel.ends_with("legacy-engine.yaml") {
+        if rel.ends_with("legacy-engine.yaml") || rel.contains("/schedule-") {
             args.extend(["-f", "tests/fixtures/valid/pod-delete.yaml"]);
         }
         let out = validate(&args, None);
@@ -186,7 +186,8 @@ fn unreadable_path_is_an_error_not_a_panic() {
 
 #[test]
 fn hub_description_is_part_of_the_schema_not_a_dropped_field() {
-    // Hub faults carry a top-level `description`; the CRD declares it (issue 11 item 9).
+    // Hub faults carry a top-level `description`; the CRD declares it
+    // (docs/litmus-compatibility.md#crds).
     let out = validate(&["-f", "tests/fixtures/valid"], None);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{stdout}");

@@ -5,9 +5,9 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
 };
 use kube::CustomResourceExt;
 
-use super::{ChaosEngine, ChaosExperimentDerived, ChaosResult};
+use super::{ChaosEngine, ChaosExperimentDerived, ChaosResult, ChaosSchedule};
 
-/// ChaosEngine, ChaosExperiment and ChaosResult CRDs, in that order.
+/// ChaosEngine, ChaosExperiment, ChaosResult and ChaosSchedule CRDs, in that order.
 pub fn all_crds() -> Vec<CustomResourceDefinition> {
     let mut result = ChaosResult::crd();
     // litmus-go writes ChaosResult status with a full update of the object; with a status
@@ -25,7 +25,7 @@ pub fn all_crds() -> Vec<CustomResourceDefinition> {
             add_description(schema);
         }
     }
-    let mut crds = vec![ChaosEngine::crd(), experiment, result];
+    let mut crds = vec![ChaosEngine::crd(), experiment, result, ChaosSchedule::crd()];
     for crd in &mut crds {
         for version in &mut crd.spec.versions {
             if let Some(schema) = version

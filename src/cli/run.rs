@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use clap::Args;
 
-use crate::controller::{self, Settings};
+use crate::controller::Settings;
 use crate::engine::PlanConfig;
 use crate::leader::{self, LeaseSettings};
 use crate::metrics::Metrics;
@@ -63,6 +63,9 @@ pub struct RunArgs {
     /// (needs list/watch namespaces; default: on when watching all namespaces).
     #[arg(long, env = "HALT_NAMESPACE_ANNOTATIONS")]
     pub halt_namespace_annotations: Option<bool>,
+    /// Also reconcile ChaosSchedules (turn off while Litmus's chaos-scheduler still runs).
+    #[arg(long, env = "SCHEDULES", default_value_t = true, action = clap::ArgAction::Set)]
+    pub schedules: bool,
     /// This replica's identity in the Lease (default: POD_NAME, else host name + pid).
     #[arg(long, env = "POD_NAME", default_value = "")]
     pub identity: String,
@@ -81,6 +84,7 @@ impl RunArgs {
             halt_namespace_annotations: self
                 .halt_namespace_annotations
                 .unwrap_or(self.watch_namespace.is_empty()),
+            schedules: self.schedules,
             ..Settings::default()
         }
     }
@@ -155,7 +159,7 @@ async fn run_async(args: &RunArgs) -> anyhow::Result<()> {
         leader::run_when_leading(client, settings, lease, metrics, health, shutdown_signal())
             .await?;
     } else {
-        controller::run::run(client, settings, metrics, health, shutdown_signal()).await?;
+        crate::scheduler::run_all(client, settings, metrics, health, shutdown_signal()).await?;
     }
     Ok(())
 }

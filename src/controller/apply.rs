@@ -520,10 +520,38 @@ async fn run_other(
             };
             let jobs: Api<Job> = Api::namespaced(ctx.client.clone(), ns);
             let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), ns);
-            ctx.metrics.api_write();
-            jobs.delete_collection(&dp, &chaos_selector)
+            // Jobs: only those we own (a chaosUID label alone can be put on anyone's Job), each
+            // deleted with a uid precondition, listed fresh so a Job created a moment ago is in.
+            let listed = jobs
+                .list_metadata(&chaos_selector)
                 .await
-                .during("deleting chaos Jobs")?;
+                .during("listing chaos Jobs")?;
+            for job in listed.items {
+                let owned = job
+                    .metadata
+                    .owner_references
+                    .iter()
+                    .flatten()
+                    .any(|o| o.uid == uid && o.controller == Some(true));
+                if !owned || job.metadata.deletion_timestamp.is_some() {
+                    continue;
+                }
+                let name = job.metadata.name.clone().unwrap_or_default();
+                let dp = DeleteParams {
+                    preconditions: Some(kube::api::Preconditions {
+                        uid: job.metadata.uid.clone(),
+                        resource_version: None,
+                    }),
+                    ..dp.clone()
+                };
+                ctx.metrics.api_write();
+                match jobs.delete(&name, &dp).await {
+                    Ok(_) => {}
+                    Err(e) if is_status(&e, 404) || is_status(&e, 409) => {}
+                    Err(e) => return Err(e).during("deleting a chaos Job"),
+                }
+            }
+            // Pods by label: litmus-go's helper and probe pods carry only chaosUID, no owner.
             ctx.metrics.api_write();
             pods.delete_collection(&dp, &chaos_selector)
                 .await

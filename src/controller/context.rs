@@ -38,6 +38,8 @@ pub struct Settings {
     pub halt_namespace_annotations: bool,
     /// Every write is refused while this is closed (a leader that cannot prove it still leads).
     pub fence: crate::fence::Fence,
+    /// Also reconcile ChaosSchedules (`crate::scheduler`).
+    pub schedules: bool,
 }
 
 impl Default for Settings {
@@ -50,6 +52,7 @@ impl Default for Settings {
             halt_switch: None,
             halt_namespace_annotations: false,
             fence: crate::fence::Fence::default(),
+            schedules: true,
         }
     }
 }

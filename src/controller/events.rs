@@ -13,8 +13,9 @@ use crate::engine::{EventSource, EventSpec, EventType};
 /// Component name of operator-type events.
 pub const COMPONENT: &str = "chaos-conductor";
 
-/// The Event object name: runner events `<Reason><experiment><engineUID>` (Litmus §4.7, one object
-/// per reason and experiment, counted); operator events `<engine>.<reason>.<run>` (lowercase).
+/// The Event object name: runner events `<Reason><experiment><engineUID>` (one object per reason
+/// and experiment, counted: docs/litmus-compatibility.md#events); operator events
+/// `<engine>.<reason>.<run>` (lowercase).
 pub fn event_name(engine: &ChaosEngine, ev: &EventSpec) -> String {
     let uid = engine.metadata.uid.as_deref().unwrap_or_default();
     match &ev.source {

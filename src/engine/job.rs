@@ -1,6 +1,7 @@
-//! Rendering the experiment Job exactly as Litmus's chaos-runner does (litmus-spec.md §4.3–§4.5),
-//! plus our compatible improvements: a controller ownerReference, `backoffLimit: 0`, `chaosUID`
-//! applied last, a deterministic name and a deterministic env order.
+//! Rendering the experiment Job exactly as Litmus's chaos-runner does
+//! (docs/litmus-compatibility.md#job-rendering), plus our compatible improvements: a controller
+//! ownerReference, `backoffLimit: 0`, `chaosUID` applied last, a deterministic name and a
+//! deterministic env order.
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::batch::v1::{Job, JobSpec};
@@ -81,7 +82,7 @@ pub fn suffix6(seed: &str) -> String {
         .collect()
 }
 
-/// The `TARGETS` string of litmus-spec.md §3.3 (empty when there is no target information).
+/// The `TARGETS` string of docs/litmus-compatibility.md#targets (empty without target information).
 pub fn targets(engine: &ChaosEngine) -> String {
     let spec = &engine.spec;
     if let Some(selectors) = &spec.selectors {
@@ -199,9 +200,9 @@ fn downward(name: &str, field: &str) -> EnvVar {
     }
 }
 
-/// The experiment container's env with the precedence of litmus-spec.md §4.3 (later wins):
-/// runner-derived → ChaosExperiment env → engine env → forced STATUS_CHECK_* / JOB_CLEANUP_POLICY
-/// → downward-API POD_NAME.
+/// The experiment container's env with the precedence of
+/// docs/litmus-compatibility.md#env-precedence: runner-derived → ChaosExperiment env → engine env →
+/// forced STATUS_CHECK_* / JOB_CLEANUP_POLICY → downward-API POD_NAME.
 pub fn merge_env(
     engine: &ChaosEngine,
     experiment: &ChaosExperiment,
@@ -270,8 +271,9 @@ fn experiment_pull_policy(experiment: &ChaosExperiment) -> String {
         .unwrap_or_else(|| "Always".into())
 }
 
-/// Merges the experiment's ConfigMaps/Secrets with the engine's (litmus-spec.md §4.4): an engine
-/// entry with a known name replaces its mountPath, a new name is appended.
+/// Merges the experiment's ConfigMaps/Secrets with the engine's
+/// (docs/litmus-compatibility.md#volumes): an engine entry with a known name replaces its
+/// mountPath, a new name is appended.
 pub fn merge_volume_sources(
     from_experiment: &[VolumeSource],
     from_engine: &[VolumeSource],
@@ -370,7 +372,8 @@ pub fn render_job(
     let name = job_name(exp_name, uid, id.run_id, id.index, id.iteration);
 
     // Labels: experiment labels, then the engine's, then chaosUID last so nothing can override it
-    // (litmus-spec.md §10 item 11: chaos-scheduler engines carry their own chaosUID label).
+    // (chaos-scheduler engines carry their own chaosUID label:
+    // docs/litmus-compatibility.md#job-rendering).
     let mut labels = def.labels.clone().unwrap_or_default();
     labels.extend(engine.metadata.labels.clone().unwrap_or_default());
     labels.insert(CHAOS_UID_LABEL.into(), uid.into());

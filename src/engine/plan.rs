@@ -1023,6 +1023,17 @@ impl<'a> Planner<'a> {
             .find(|j| j.metadata.name.as_deref() == Some(entry.job_name.as_str()));
         let result = self.result_for(&entry);
 
+        if job.is_none() && entry.job_name != self.derived_job_name(i) {
+            // Status names a Job this run never created and we do not own: written by someone
+            // else. Nothing is done to that Job; the entry ends, saying so.
+            let why = format!(
+                "status named Job {:?}, which this engine did not create; ignored (status is written by the controller only)",
+                entry.job_name
+            );
+            self.update_entry(i, |e| e.job_name.clear());
+            self.end_launched(i, why, "ExperimentStatusUntrusted");
+            return;
+        }
         if self.now >= deadline {
             self.delete_owned_job(&entry.job_name, true);
             let secs = self.cfg.experiment_deadline.as_secs();

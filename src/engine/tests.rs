@@ -1583,7 +1583,11 @@ fn a_job_name_in_status_that_this_run_does_not_derive_is_never_created() {
             .any(|x| matches!(x, Effect::CreateJob(_) | Effect::DeleteJob { .. }))
     );
     assert_eq!(d.status.experiments[0].phase, "Failed");
-    assert!(d.events().any(|e| e.reason == "ExperimentJobVanished"));
+    assert_eq!(
+        d.status.experiments[0].job_name, "",
+        "the foreign name is not kept"
+    );
+    assert!(d.events().any(|e| e.reason == "ExperimentStatusUntrusted"));
 }
 
 #[test]

@@ -239,7 +239,7 @@ pub fn check_experiment(experiment: &ChaosExperiment) -> Vec<Problem> {
     out
 }
 
-/// Legacy ChaosEngine `spec` fields (litmus-spec §2.7) that are kept but have no effect.
+/// Legacy ChaosEngine `spec` fields (docs/litmus-compatibility.md#legacy-fields): kept, no effect.
 pub fn legacy_engine_fields(doc: &Value) -> Vec<Problem> {
     let mut out = Vec::new();
     let Some(spec) = doc.get("spec").and_then(Value::as_object) else {

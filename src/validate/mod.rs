@@ -7,6 +7,7 @@
 pub mod checks;
 pub mod parse;
 pub mod problem;
+pub mod schedule;
 pub mod schema;
 
 use std::collections::BTreeMap;
@@ -18,7 +19,7 @@ pub use parse::{MAX_DEPTH, MAX_INPUT_BYTES, ParseError, parse_documents};
 pub use problem::{Problem, Severity};
 pub use schema::{CrdSchemas, SchemaError};
 
-use crate::api::{API_VERSION, ChaosEngine, ChaosExperiment, ChaosResult, GROUP};
+use crate::api::{API_VERSION, ChaosEngine, ChaosExperiment, ChaosResult, ChaosSchedule, GROUP};
 use problem::join_field;
 
 /// Namespace of a document that sets none (what `kubectl apply` without `-n` would use).
@@ -37,6 +38,7 @@ pub enum LitmusObject {
     Engine(Box<ChaosEngine>),
     Experiment(Box<ChaosExperiment>),
     Result(Box<ChaosResult>),
+    Schedule(Box<ChaosSchedule>),
 }
 
 /// A Litmus document with its identity, and its typed object when it decoded.
@@ -194,6 +196,13 @@ impl Validator {
                 decode_problems.extend(check_experiment(&e));
                 LitmusObject::Experiment(Box::new(e))
             }),
+            "ChaosSchedule" => {
+                decode_problems.extend(schedule::check_schedule_document(&doc));
+                decode::<ChaosSchedule>(&doc).map(|s| {
+                    decode_problems.extend(schedule::check_schedule(&s));
+                    LitmusObject::Schedule(Box::new(s))
+                })
+            }
             _ => decode::<ChaosResult>(&doc).map(|r| LitmusObject::Result(Box::new(r))),
         };
         let object = match object {
@@ -213,6 +222,15 @@ impl Validator {
                 namespace: namespace.clone(),
                 name: name.clone(),
                 object,
+            });
+        }
+        let mut schema_errors = schema_errors;
+        if kind == "ChaosSchedule" {
+            // The schedule checks say in words what the schema's pattern or type error means.
+            schema_errors.retain(|s| {
+                !decode_problems
+                    .iter()
+                    .any(|p| p.is_error() && same_or_nested(&p.field, &s.field))
             });
         }
         // A run-time check on a field the schema already refused would say the same thing twice.
@@ -283,14 +301,25 @@ pub fn cross_check(objects: &[Option<&Located>]) -> Vec<(usize, Problem)> {
         } else {
             seen.insert(key, located);
         }
-        let Some(LitmusObject::Engine(engine)) = &located.object else {
-            continue;
+        let (listed, base) = match &located.object {
+            Some(LitmusObject::Engine(engine)) => (engine.spec.experiments.clone(), "spec"),
+            Some(LitmusObject::Schedule(schedule)) => (
+                serde_json::from_value::<crate::api::ChaosEngineSpec>(
+                    schedule.spec.engine_template_spec.clone(),
+                )
+                .map(|s| s.experiments)
+                .unwrap_or_default(),
+                "spec.engineTemplateSpec",
+            ),
+            _ => continue,
         };
-        if checks::too_many_experiments(engine) {
+        if let Some(LitmusObject::Engine(engine)) = &located.object
+            && checks::too_many_experiments(engine)
+        {
             // Refused as a whole (see check_engine); no line per missing experiment.
             continue;
         }
-        for (j, experiment) in engine.spec.experiments.iter().enumerate() {
+        for (j, experiment) in listed.iter().enumerate() {
             if experiment.name.is_empty() {
                 continue;
             }
@@ -301,7 +330,7 @@ pub fn cross_check(objects: &[Option<&Located>]) -> Vec<(usize, Problem)> {
             if namespaces.contains(&located.namespace.as_str()) {
                 continue;
             }
-            let field = join_field(&format!("spec.experiments[{j}]"), "name");
+            let field = join_field(&format!("{base}.experiments[{j}]"), "name");
             let message = match namespaces.first() {
                 Some(other) => format!(
                     "ChaosExperiment {:?} is in namespace {other:?}, not in the engine's namespace {:?}: an engine and its experiments must be in the same namespace",

@@ -1,5 +1,6 @@
 //! Sample Litmus objects for tests: a chaos-charts-like ChaosExperiment, a ChaosEngine builder and
-//! a hand-rendered experiment Job (what a runner/controller would create, litmus-spec §4.3/§4.5).
+//! a hand-rendered experiment Job (what a runner/controller would create: see
+//! docs/litmus-compatibility.md#job-rendering).
 use std::collections::BTreeMap;
 
 use chaos_conductor::api::{
@@ -188,10 +189,10 @@ impl EngineBuilder {
     }
 }
 
-/// An experiment Job as the runner renders it (litmus-spec §4.3, §4.5), for tests without a
-/// controller: name `job_name`, main container named like the Job with the experiment's
-/// image/command/args, labels = experiment labels + `chaosUID` + engine labels, env = the
-/// runner-derived variables + experiment env + engine env + `JOB_CLEANUP_POLICY` + `POD_NAME`.
+/// An experiment Job as the runner renders it (docs/litmus-compatibility.md#job-rendering), for
+/// tests without a controller: name `job_name`, main container named like the Job with the
+/// experiment's image/command/args, labels = experiment labels + `chaosUID` + engine labels, env =
+/// the runner-derived variables + experiment env + engine env + `JOB_CLEANUP_POLICY` + `POD_NAME`.
 /// `engine` must have been read back from the cluster (its UID is used).
 pub fn hand_rendered_job(
     engine: &ChaosEngine,

@@ -28,6 +28,17 @@ impl InProcessController {
 
     /// Starts a controller watching only `namespace` with these decision tunables.
     pub fn start_with(client: Client, namespace: &str, plan: PlanConfig) -> Self {
+        Self::start_inner(client, namespace, plan, false)
+    }
+
+    /// Starts what `chaos-conductor run` starts (engine controller and ChaosSchedule reconciler)
+    /// watching only `namespace`.
+    #[allow(dead_code)]
+    pub fn start_all(client: Client, namespace: &str) -> Self {
+        Self::start_inner(client, namespace, PlanConfig::default(), true)
+    }
+
+    fn start_inner(client: Client, namespace: &str, plan: PlanConfig, schedules: bool) -> Self {
         // TEST_LOG=debug (or any filter) shows the controller's log on stderr.
         if let Ok(filter) = std::env::var("TEST_LOG") {
             chaos_conductor::telemetry::init(chaos_conductor::telemetry::LogFormat::Text, &filter);
@@ -46,7 +57,12 @@ impl InProcessController {
             let shutdown = async move {
                 let _ = rx.await;
             };
-            if let Err(e) = controller::run::run(client, settings, m, h, shutdown).await {
+            let outcome = if schedules {
+                chaos_conductor::scheduler::run_all(client, settings, m, h, shutdown).await
+            } else {
+                controller::run::run(client, settings, m, h, shutdown).await
+            };
+            if let Err(e) = outcome {
                 panic!("controller failed: {e}");
             }
         });

@@ -1,4 +1,4 @@
-//! Issue 11 item 2, shared by the subresource (`tests/forged_status.rs`) and the Litmus-CRD
+//! A forged status, shared by the subresource (`tests/forged_status.rs`) and the Litmus-CRD
 //! (`tests/litmus_crds.rs`) runs: an engine author forges a status that names someone else's Job.
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};

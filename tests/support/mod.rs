@@ -13,10 +13,12 @@
 pub mod audit;
 pub mod builders;
 pub mod chart;
+pub mod conductor;
 pub mod controller;
 pub mod fake_experiment;
 pub mod forged;
 pub mod latency;
+pub mod tools;
 pub mod watch;
 
 use std::collections::BTreeMap;
@@ -113,8 +115,7 @@ pub fn kubeconfig_path() -> PathBuf {
 /// `scripts/cluster up`.
 pub async fn connect() -> anyhow::Result<(Client, Config)> {
     let path = kubeconfig_path();
-    let hint =
-        "start the test cluster with `scripts/cluster up` (or point KUBECONFIG at a cluster)";
+    let hint = "start the test cluster with `scripts/cluster up` (or point KUBECONFIG at a cluster; `cargo fast` runs the tests that need none)";
     let kubeconfig = Kubeconfig::read_from(&path).map_err(|e| {
         anyhow!(
             "no test cluster: cannot read kubeconfig {}: {e}; {hint}",

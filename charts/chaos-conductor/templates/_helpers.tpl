@@ -76,7 +76,7 @@ no pods/exec.
   verbs: ["get", "list", "watch", "update"]
 - apiGroups: ["batch"]
   resources: ["jobs"]
-  verbs: ["get", "list", "watch", "create", "delete", "deletecollection"]
+  verbs: ["get", "list", "watch", "create", "delete"]
 - apiGroups: [""]
   resources: ["pods"]
   verbs: ["get", "list", "watch", "delete", "deletecollection"]
@@ -86,6 +86,23 @@ no pods/exec.
 - apiGroups: [""]
   resources: ["configmaps", "serviceaccounts"]
   verbs: ["get"]
+{{- if .Values.schedules }}
+# ChaosSchedules (src/scheduler): engines are created per run and deleted beyond historyLimit;
+# finalizers/update lets the engines carry blockOwnerDeletion owner references on clusters with
+# the OwnerReferencesPermissionEnforcement admission plugin.
+- apiGroups: ["litmuschaos.io"]
+  resources: ["chaosschedules"]
+  verbs: ["get", "list", "watch", "patch"]
+- apiGroups: ["litmuschaos.io"]
+  resources: ["chaosschedules/status"]
+  verbs: ["patch"]
+- apiGroups: ["litmuschaos.io"]
+  resources: ["chaosschedules/finalizers"]
+  verbs: ["update"]
+- apiGroups: ["litmuschaos.io"]
+  resources: ["chaosengines"]
+  verbs: ["create", "delete"]
+{{- end }}
 {{- end }}
 
 {{/* The cluster-wide kill switch ConfigMap: <fullname>-halt in the release namespace. */}}

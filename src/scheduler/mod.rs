@@ -1,0 +1,566 @@
+//! The ChaosSchedule reconciler (replaces Litmus's chaos-scheduler): a second kube-runtime
+//! Controller in the same process, over ChaosSchedules and the engines they own, around the pure
+//! core in [`crate::schedule`]. Same machinery as the engine controller: cached watches,
+//! per-object capped backoff, guarded against reading our own writes stale, no polling (a timer
+//! for the next run, armed even while a run is blocked).
+pub mod engines;
+pub mod metrics;
+pub mod write;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::{FutureExt, StreamExt};
+use jiff::Timestamp;
+use k8s_openapi::api::core::v1::Event;
+use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams, PostParams, Preconditions};
+use kube::core::DeserializeGuard;
+use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Client, ResourceExt};
+use serde_json::json;
+use tracing::{Instrument, info, info_span, warn};
+
+use crate::api::{ChaosEngine, ChaosSchedule};
+use crate::controller::error::{Error, KubeContext, is_status};
+use crate::controller::{Settings, StatusMode};
+use crate::metrics::Metrics;
+use crate::schedule::{Observed, Pass, ScheduleEvent, decide};
+use crate::server::Health;
+use engines::{EngineView, controlled_by, engine_for};
+use metrics::ScheduleMetrics;
+
+/// Runs the engine controller and, when the ChaosSchedule CRD is served, the schedule
+/// reconciler, until `shutdown` resolves. This is what `chaos-conductor run` starts (under
+/// leader election when enabled).
+pub async fn run_all(
+    client: Client,
+    settings: Settings,
+    metrics: Arc<Metrics>,
+    health: Arc<Health>,
+    shutdown: impl Future<Output = ()> + Send + Sync + 'static,
+) -> Result<(), Error> {
+    let shutdown = shutdown.shared();
+    let schedules = run(
+        client.clone(),
+        settings.clone(),
+        metrics.clone(),
+        shutdown.clone(),
+    );
+    let engines = crate::controller::run::run(client, settings, metrics, health, shutdown);
+    let (engines, schedules) = tokio::join!(engines, schedules);
+    if let Err(e) = schedules {
+        warn!(error = %e, "the ChaosSchedule reconciler stopped with an error");
+    }
+    engines
+}
+
+/// Whether the ChaosSchedule CRD is served, and whether it has the status subresource (ours
+/// does; Litmus's does not).
+pub async fn discover(client: &Client) -> Result<Option<StatusMode>, Error> {
+    let resources = client
+        .list_api_group_resources(crate::api::API_VERSION)
+        .await
+        .during("discovering the litmuschaos.io API")?;
+    let served = resources
+        .resources
+        .iter()
+        .any(|r| r.name == "chaosschedules");
+    let status = resources
+        .resources
+        .iter()
+        .any(|r| r.name == "chaosschedules/status");
+    Ok(served.then_some(if status {
+        StatusMode::Subresource
+    } else {
+        StatusMode::MainResource
+    }))
+}
+
+struct Ctx {
+    client: Client,
+    mode: StatusMode,
+    engines: Store<EngineView>,
+    synced: tokio::sync::watch::Receiver<bool>,
+    /// resourceVersion of our last write per schedule: a cached version older than it is stale.
+    written: Mutex<HashMap<ObjectRef<ChaosSchedule>, u64>>,
+    failures: Mutex<HashMap<ObjectRef<ChaosSchedule>, u32>>,
+    metrics: ScheduleMetrics,
+    max_backoff: Duration,
+    /// The leader's write fence (shared with the engine controller).
+    fence: crate::fence::Fence,
+}
+
+/// Longest a reconcile waits for the engine cache's first list.
+const CACHE_SYNC_WAIT: Duration = Duration::from_secs(30);
+/// Margin after a run time before the pass that serves it (timers must not fire a hair early).
+const WAKE_MARGIN: Duration = Duration::from_millis(200);
+/// Longest timer: a run years ahead is re-evaluated hourly (kube-runtime's delay queue refuses
+/// deadlines beyond about two years, and an hourly look is cheap and survives clock steps).
+const MAX_TIMER: Duration = Duration::from_secs(3600);
+
+/// Runs the schedule reconciler until `shutdown` resolves (returns at once, with a log line, when
+/// the ChaosSchedule CRD is not installed or the controller is told not to schedule).
+pub async fn run(
+    client: Client,
+    settings: Settings,
+    metrics: Arc<Metrics>,
+    shutdown: impl Future<Output = ()> + Send + Sync + 'static,
+) -> Result<(), Error> {
+    if !settings.schedules {
+        info!("the ChaosSchedule reconciler is switched off (--schedules=false)");
+        return Ok(());
+    }
+    let Some(mode) = discover(&client).await? else {
+        warn!("chaosschedules.litmuschaos.io is not installed: ChaosSchedules are not reconciled");
+        return Ok(());
+    };
+    info!(status_mode = ?mode, namespace = ?settings.watch_namespace, "starting the ChaosSchedule reconciler");
+    let schedule_metrics = match ScheduleMetrics::register(&metrics.registry) {
+        Ok(m) => m,
+        Err(e) => {
+            warn!(error = %e, "schedule metrics not registered");
+            ScheduleMetrics::register(&prometheus::Registry::new())
+                .map_err(|e| Error::Malformed(e.to_string()))?
+        }
+    };
+    let ns = settings.watch_namespace.as_deref();
+    let (synced_tx, synced_rx) = tokio::sync::watch::channel(false);
+    let (engine_store, engine_writer) = reflector::store::<EngineView>();
+    let engine_stream = reflector::reflector(
+        engine_writer,
+        watcher(
+            api_for::<EngineView>(&client, ns),
+            watcher::Config::default(),
+        )
+        .modify(EngineView::trim),
+    )
+    .default_backoff()
+    .inspect(move |ev| {
+        if let Ok(watcher::Event::InitDone) = ev {
+            let _ = synced_tx.send(true);
+        }
+    })
+    .touched_objects();
+    let ctx = Arc::new(Ctx {
+        client: client.clone(),
+        mode,
+        engines: engine_store,
+        synced: synced_rx,
+        written: Mutex::new(HashMap::new()),
+        failures: Mutex::new(HashMap::new()),
+        metrics: schedule_metrics,
+        max_backoff: settings.max_backoff,
+        fence: settings.fence.clone(),
+    });
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    });
+    let mut stop_wait = stop_rx.clone();
+    Controller::new(
+        api_for::<DeserializeGuard<ChaosSchedule>>(&client, ns),
+        watcher::Config::default(),
+    )
+    .with_config(ControllerConfig::default().concurrency(settings.concurrency.min(8)))
+    .owns_stream(engine_stream)
+    .graceful_shutdown_on(async move {
+        let _ = stop_wait.wait_for(|s| *s).await;
+    })
+    .run(reconcile, error_policy, ctx)
+    .for_each(|_| futures::future::ready(()))
+    .await;
+    info!("ChaosSchedule reconciler stopped");
+    Ok(())
+}
+
+fn api_for<K>(client: &Client, ns: Option<&str>) -> Api<K>
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+    K::DynamicType: Default,
+{
+    match ns {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
+}
+
+fn key_of(obj: &DeserializeGuard<ChaosSchedule>) -> ObjectRef<ChaosSchedule> {
+    let meta = match &obj.0 {
+        Ok(s) => &s.metadata,
+        Err(invalid) => &invalid.metadata,
+    };
+    let mut r = ObjectRef::new(meta.name.as_deref().unwrap_or_default());
+    if let Some(ns) = &meta.namespace {
+        r = r.within(ns);
+    }
+    r
+}
+
+async fn reconcile(
+    obj: Arc<DeserializeGuard<ChaosSchedule>>,
+    ctx: Arc<Ctx>,
+) -> Result<Action, Error> {
+    let key = key_of(&obj);
+    let schedule = match &obj.0 {
+        Ok(s) => s,
+        Err(invalid) => return reject_malformed(&ctx, invalid).await,
+    };
+    let span = info_span!(
+        "schedule",
+        namespace = %schedule.namespace().unwrap_or_default(),
+        name = %schedule.name_any()
+    );
+    async move {
+        ctx.metrics.reconciles.inc();
+        let outcome = reconcile_schedule(&ctx, schedule).await;
+        if outcome.is_ok()
+            && let Ok(mut f) = ctx.failures.lock()
+        {
+            f.remove(&key);
+        }
+        outcome
+    }
+    .instrument(span)
+    .await
+}
+
+fn behind_our_write(ctx: &Ctx, schedule: &ChaosSchedule) -> bool {
+    let key = ObjectRef::from_obj(schedule);
+    let Ok(mut written) = ctx.written.lock() else {
+        return false;
+    };
+    let Some(ours) = written.get(&key).copied() else {
+        return false;
+    };
+    match schedule
+        .resource_version()
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        Some(seen) if seen < ours => true,
+        _ => {
+            written.remove(&key);
+            false
+        }
+    }
+}
+
+fn remember_write(ctx: &Ctx, schedule: &ChaosSchedule, rv: Option<String>) {
+    if let (Some(rv), Ok(mut written)) = (rv.and_then(|v| v.parse().ok()), ctx.written.lock()) {
+        written.insert(ObjectRef::from_obj(schedule), rv);
+    }
+}
+
+async fn reconcile_schedule(ctx: &Ctx, schedule: &ChaosSchedule) -> Result<Action, Error> {
+    let key = format!(
+        "{}/{}",
+        schedule.namespace().unwrap_or_default(),
+        schedule.name_any()
+    );
+    let mut synced = ctx.synced.clone();
+    tokio::time::timeout(CACHE_SYNC_WAIT, synced.wait_for(|s| *s))
+        .await
+        .map_err(|_| Error::CacheNotReady("the ChaosEngine watch has not listed yet".into()))?
+        .map_err(|e| Error::CacheNotReady(e.to_string()))?;
+    if behind_our_write(ctx, schedule) {
+        return Ok(Action::requeue(Duration::from_millis(100)));
+    }
+    let ns = schedule.namespace().unwrap_or_default();
+    let uid = schedule.uid().unwrap_or_default();
+    let engines_api: Api<ChaosEngine> = Api::namespaced(ctx.client.clone(), &ns);
+    let mut children: Vec<_> = ctx
+        .engines
+        .state()
+        .iter()
+        .filter(|e| e.namespace().as_deref() == Some(ns.as_str()) && e.owned_by(&uid))
+        .map(|e| e.child())
+        .collect();
+    // An engine listed in `active` but not cached yet may just be young (watch lag): ask the API
+    // before calling it missing (Litmus drops it, and then runs a second engine, W14).
+    let listed = schedule
+        .status
+        .as_ref()
+        .map(|s| s.active.clone())
+        .unwrap_or_default();
+    for entry in listed {
+        let (Some(name), Some(entry_uid)) = (entry.name, entry.uid) else {
+            continue;
+        };
+        if children.iter().any(|c| c.uid == entry_uid) {
+            continue;
+        }
+        match engines_api
+            .get_opt(&name)
+            .await
+            .during("reading an active engine")?
+        {
+            Some(engine)
+                if engine.uid().as_deref() == Some(entry_uid.as_str())
+                    && controlled_by(&engine.metadata, &uid) =>
+            {
+                let view = EngineView {
+                    metadata: engine.metadata.clone(),
+                    status: serde_json::to_value(&engine.status).ok(),
+                };
+                children.push(view.child());
+            }
+            _ => {}
+        }
+    }
+    let now = Timestamp::now();
+    let mut pass = decide(Observed {
+        schedule,
+        children: &children,
+        now,
+    });
+    apply(ctx, schedule, &mut pass).await?;
+    ctx.metrics.set_next_run(
+        key,
+        pass.status
+            .schedule
+            .as_ref()
+            .and_then(|s| s.expected_next_run_time.as_ref())
+            .map(|t| t.0.as_second()),
+    );
+    Ok(match pass.wake_at {
+        Some(at) => {
+            let wait = at
+                .duration_since(Timestamp::now())
+                .try_into()
+                .unwrap_or(Duration::ZERO);
+            Action::requeue((wait + WAKE_MARGIN).min(MAX_TIMER))
+        }
+        None => Action::await_change(),
+    })
+}
+
+async fn apply(ctx: &Ctx, schedule: &ChaosSchedule, pass: &mut Pass) -> Result<(), Error> {
+    let ns = schedule.namespace().unwrap_or_default();
+    let uid = schedule.uid().unwrap_or_default();
+    let events: Api<Event> = Api::namespaced(ctx.client.clone(), &ns);
+    let dynamic: Api<DynamicObject> = Api::namespaced_with(
+        ctx.client.clone(),
+        &ns,
+        &kube::api::ApiResource::erase::<ChaosEngine>(&()),
+    );
+    let mut pending_events = std::mem::take(&mut pass.events);
+    if let Some(create) = pass.create.clone() {
+        // SuccessfulCreate is sent right after the create, not with the other events.
+        pending_events.retain(|e| e.reason != "SuccessfulCreate");
+        // Decided on a current view? A no-op patch conditional on the resourceVersion we read
+        // fails (409) if the schedule changed since, e.g. another replica's write.
+        ctx.fence.check()?;
+        let api: Api<ChaosSchedule> = Api::namespaced(ctx.client.clone(), &ns);
+        api.patch(
+            &schedule.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(
+                json!({ "metadata": { "resourceVersion": schedule.resource_version() } }),
+            ),
+        )
+        .await
+        .during("checking the ChaosSchedule is current")?;
+        ctx.fence.check()?;
+        let created = match engine_for(schedule, &create.name) {
+            Err(message) => Err(message),
+            Ok(engine) => match dynamic.create(&PostParams::default(), &engine).await {
+                Ok(obj) => {
+                    ctx.metrics.runs_created.inc();
+                    let ev = ScheduleEvent {
+                        warning: false,
+                        reason: "SuccessfulCreate",
+                        message: format!("Created engine {}", create.name),
+                    };
+                    best_effort(write::emit(&events, schedule, &ev).await);
+                    Ok(obj.metadata)
+                }
+                Err(e) if is_status(&e, 409) => {
+                    // The deterministic name exists: ours (a retry after a lost status write)
+                    // is adopted; anyone else's is left alone and this run is skipped.
+                    let existing = dynamic
+                        .get(&create.name)
+                        .await
+                        .during("reading the existing engine")?;
+                    if controlled_by(&existing.metadata, &uid) {
+                        Ok(existing.metadata)
+                    } else {
+                        ctx.metrics
+                            .runs_skipped
+                            .with_label_values(&["name_taken"])
+                            .inc();
+                        Err(format!(
+                            "Error creating engine: chaosengines.litmuschaos.io \"{}\" already exists and is not owned by this schedule",
+                            create.name
+                        ))
+                    }
+                }
+                Err(e) => {
+                    let ev = ScheduleEvent {
+                        warning: true,
+                        reason: "FailedCreate",
+                        message: format!("Error creating engine: {e}"),
+                    };
+                    best_effort(write::emit(&events, schedule, &ev).await);
+                    return Err(e).during("creating an engine");
+                }
+            },
+        };
+        let status = &mut pass.status;
+        match created {
+            Ok(meta) => {
+                if let Some(entry) = status
+                    .active
+                    .iter_mut()
+                    .find(|e| e.name.as_deref() == Some(create.name.as_str()) && e.uid.is_none())
+                {
+                    entry.uid = meta.uid;
+                    entry.resource_version = meta.resource_version;
+                }
+            }
+            Err(message) => {
+                status.active.retain(|e| {
+                    !(e.name.as_deref() == Some(create.name.as_str()) && e.uid.is_none())
+                });
+                if let Some(s) = status.schedule.as_mut() {
+                    s.message = Some(message.clone());
+                }
+                pending_events.push(ScheduleEvent {
+                    warning: true,
+                    reason: "FailedCreate",
+                    message,
+                });
+            }
+        }
+    }
+    let engines_api: Api<ChaosEngine> = Api::namespaced(ctx.client.clone(), &ns);
+    for name in &pass.stop {
+        ctx.fence.check()?;
+        // Replace (opt-in): the older run is stopped the Litmus way; the uid pins the object.
+        let Some(entry_uid) = pass
+            .status
+            .active
+            .iter()
+            .find(|e| e.name.as_deref() == Some(name.as_str()))
+            .and_then(|e| e.uid.clone())
+        else {
+            continue;
+        };
+        let patch = json!({ "metadata": { "uid": entry_uid }, "spec": { "engineState": "stop" } });
+        match engines_api
+            .patch(name, &PatchParams::default(), &Patch::Merge(patch))
+            .await
+        {
+            Ok(_) => {}
+            Err(e) if is_status(&e, 404) => {}
+            Err(e) => return Err(e).during("stopping a replaced engine"),
+        }
+    }
+    for name in &pass.delete {
+        let Some(child_uid) = ctx
+            .engines
+            .state()
+            .iter()
+            .find(|e| e.name_any() == *name && e.namespace().as_deref() == Some(ns.as_str()))
+            .filter(|e| e.owned_by(&uid))
+            .and_then(|e| e.uid())
+        else {
+            continue;
+        };
+        ctx.fence.check()?;
+        let params = DeleteParams {
+            preconditions: Some(Preconditions {
+                uid: Some(child_uid),
+                resource_version: None,
+            }),
+            ..DeleteParams::background()
+        };
+        match engines_api.delete(name, &params).await {
+            Ok(_) => {}
+            Err(e) if is_status(&e, 404) || is_status(&e, 409) => {}
+            Err(e) => return Err(e).during("deleting an engine beyond historyLimit"),
+        }
+    }
+    ctx.fence.check()?;
+    let api: Api<ChaosSchedule> = Api::namespaced(ctx.client.clone(), &ns);
+    let rv =
+        write::write_schedule(&api, ctx.mode, schedule, &pass.status, pass.schedule_state).await?;
+    remember_write(ctx, schedule, rv);
+    for (reason, n) in &pass.skipped {
+        ctx.metrics
+            .runs_skipped
+            .with_label_values(&[reason.as_str()])
+            .inc_by(u64::from(*n));
+    }
+    for ev in &pending_events {
+        if ctx.fence.check().is_err() {
+            break;
+        }
+        best_effort(write::emit(&events, schedule, ev).await);
+    }
+    Ok(())
+}
+
+/// Events are best effort: a terminating namespace refuses them, and that must not block work.
+fn best_effort(result: Result<(), Error>) {
+    if let Err(e) = result {
+        warn!(error = %e, "could not write an event");
+    }
+}
+
+/// A schedule that does not deserialize gets a Warning Event and is left alone.
+async fn reject_malformed(
+    ctx: &Ctx,
+    invalid: &kube::core::error_boundary::InvalidObject,
+) -> Result<Action, Error> {
+    warn!(name = ?invalid.metadata.name, error = %invalid.error, "malformed ChaosSchedule");
+    let mut schedule = ChaosSchedule::new(
+        invalid.metadata.name.as_deref().unwrap_or_default(),
+        Default::default(),
+    );
+    schedule.metadata = invalid.metadata.clone();
+    let api: Api<Event> = Api::namespaced(
+        ctx.client.clone(),
+        invalid.metadata.namespace.as_deref().unwrap_or("default"),
+    );
+    let ev = ScheduleEvent {
+        warning: true,
+        reason: "ChaosScheduleMalformed",
+        message: format!("ChaosSchedule cannot be read: {}", invalid.error),
+    };
+    best_effort(write::emit(&api, &schedule, &ev).await);
+    Ok(Action::await_change())
+}
+
+fn error_policy(obj: Arc<DeserializeGuard<ChaosSchedule>>, error: &Error, ctx: Arc<Ctx>) -> Action {
+    let key = key_of(&obj);
+    ctx.metrics
+        .errors
+        .with_label_values(&[error.category()])
+        .inc();
+    let failures = ctx
+        .failures
+        .lock()
+        .map(|mut f| {
+            let n = f.entry(key.clone()).or_insert(0);
+            *n += 1;
+            *n
+        })
+        .unwrap_or(1);
+    let delay = if error.category() == "conflict" {
+        Duration::from_millis(100)
+    } else {
+        let factor = 2u32.saturating_pow(failures.min(16));
+        Duration::from_millis(500)
+            .saturating_mul(factor)
+            .min(ctx.max_backoff)
+    };
+    warn!(schedule = %key, %error, failures, retry_in = ?delay, "schedule reconcile failed");
+    Action::requeue(delay)
+}
