@@ -92,15 +92,34 @@ fn controller_rules() -> Rules {
         ),
         ("", "events", &["create", "patch", "get"]),
         ("", "configmaps", &["get"]),
-        ("", "secrets", &["get"]),
         ("", "serviceaccounts", &["get"]),
     ])
+}
+
+/// The controller's ClusterRole: its rules plus the Namespace watch of the per-namespace kill
+/// switch (issue 14; a Role cannot grant a cluster-scoped resource).
+fn cluster_rules() -> Rules {
+    let mut r = controller_rules();
+    r.extend(rules(&[("", "namespaces", &["list", "watch"])]));
+    r
+}
+
+/// The kill switch Role (src/controller/halt.rs): the one ConfigMap, by name, in the release
+/// namespace. Checked whole (flatten refuses resourceNames).
+fn is_halt_role(role: &Value) -> bool {
+    role["rules"]
+        == serde_json::json!([{"apiGroups": [""], "resources": ["configmaps"],
+            "resourceNames": [format!("{RELEASE}-halt")], "verbs": ["get", "list", "watch"]}])
 }
 
 /// The leader-election Role as the chart grants it: src/leader.rs gets, creates and replaces (PUT,
 /// verb `update`) the Lease; it never patches it.
 fn lease_rules() -> Rules {
-    rules(&[("coordination.k8s.io", "leases", &["get", "create", "update"])])
+    rules(&[(
+        "coordination.k8s.io",
+        "leases",
+        &["get", "create", "update"],
+    )])
 }
 
 /// Collects every broken expectation, so one run reports them all.
@@ -391,13 +410,24 @@ fn default_values_render_exact_cluster_wide_rbac_and_a_restricted_deployment() {
                 "ClusterRoleBinding",
                 "Service",
                 "Deployment",
+                // issue 14: the kill switch ConfigMap + its Role, the admission policies
+                "ConfigMap",
+                "Role",
+                "RoleBinding",
+                "ValidatingAdmissionPolicy",
+                "ValidatingAdmissionPolicyBinding",
             ]),
         || format!("{at}: rendered kinds {rendered:?}"),
     );
     for cr in kinds.get("ClusterRole").into_iter().flatten() {
         let rules = flatten(&mut c, cr, "default ClusterRole");
         forbidden(&mut c, &rules, "default ClusterRole");
-        same(&mut c, &rules, &controller_rules(), "default ClusterRole");
+        same(&mut c, &rules, &cluster_rules(), "default ClusterRole");
+    }
+    for role in kinds.get("Role").into_iter().flatten() {
+        c.check(is_halt_role(role), || {
+            format!("{at}: only the kill switch Role expected, got {role}")
+        });
     }
     for crb in kinds.get("ClusterRoleBinding").into_iter().flatten() {
         let sub = &crb["subjects"][0];
@@ -457,14 +487,20 @@ fn variant_values_render_namespaced_rbac_lease_role_service_monitor_and_network_
             )
         })
         .collect();
-    c.check(roles.len() == 2, || {
+    c.check(roles.len() == 3, || {
         format!(
-            "{at}: expected the controller Role and the leader-election Role, got {:?}",
+            "{at}: expected the controller, leader-election and kill switch Roles, got {:?}",
             roles.keys().collect::<Vec<_>>()
         )
     });
     for ((ns, name), role) in &roles {
         let where_ = format!("{at} Role {ns}/{name}");
+        if name == &format!("{RELEASE}-halt") {
+            c.check(ns == RELEASE_NS && is_halt_role(role), || {
+                format!("{where_}: the kill switch Role reads one ConfigMap: {role}")
+            });
+            continue;
+        }
         let rules = flatten(&mut c, role, &where_);
         forbidden(&mut c, &rules, &where_);
         if ns == WATCH_NS {

@@ -240,7 +240,14 @@ async fn run_variant(k: usize, rules: Vec<PolicyRule>) -> Vec<String> {
         &ns,
         Behaviour::pass().with("container-kill", ExperimentBehaviour::never_finish()),
     );
-    let mut ctrl = Conductor::start(&format!("rbacmin-{k}"), &kubeconfig, &ns, &[]);
+    // The Namespace watch of the kill switch is on, as when watching all namespaces, so its
+    // ClusterRole rule is exercised too.
+    let mut ctrl = Conductor::start(
+        &format!("rbacmin-{k}"),
+        &kubeconfig,
+        &ns,
+        &["--halt-namespace-annotations=true"],
+    );
     let mut broke = Vec::new();
 
     // 1. One engine to its verdict.

@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub mod halt;
 pub mod run;
 pub mod validate;
 
@@ -25,6 +26,11 @@ pub enum Command {
     Validate(validate::ValidateArgs),
     /// Run the controller: watch ChaosEngines and drive each run to its verdict.
     Run(run::RunArgs),
+    /// Engage the kill switch: abort every running engine and hold new ones (cluster-wide, or
+    /// one namespace with --namespace) until `resume`.
+    Halt(halt::HaltArgs),
+    /// Release the kill switch: held engines start.
+    Resume(halt::HaltArgs),
 }
 
 /// Runs the parsed command and returns the process exit code.
@@ -33,6 +39,8 @@ pub fn run_cli(cli: Cli) -> ExitCode {
         Command::Crds => print_crds(),
         Command::Validate(args) => validate::run(&args),
         Command::Run(args) => run::run(&args),
+        Command::Halt(args) => halt::run(&args, true),
+        Command::Resume(args) => halt::run(&args, false),
     }
 }
 

@@ -55,6 +55,14 @@ pub struct RunArgs {
     /// Requests allowed at once above the average rate.
     #[arg(long, env = "CLIENT_BURST", default_value_t = 1000)]
     pub client_burst: u32,
+    /// The cluster-wide kill switch: NAMESPACE/NAME of a ConfigMap whose `halted: "true"` aborts
+    /// and holds every engine (empty: none; Namespace annotations still work).
+    #[arg(long, env = "HALT_CONFIGMAP", default_value = "")]
+    pub halt_configmap: String,
+    /// Watch Namespaces for the per-namespace kill switch annotation `chaos-conductor.io/halt`
+    /// (needs list/watch namespaces; default: on when watching all namespaces).
+    #[arg(long, env = "HALT_NAMESPACE_ANNOTATIONS")]
+    pub halt_namespace_annotations: Option<bool>,
     /// Also reconcile ChaosSchedules (turn off while Litmus's chaos-scheduler still runs).
     #[arg(long, env = "SCHEDULES", default_value_t = true, action = clap::ArgAction::Set)]
     pub schedules: bool,
@@ -73,6 +81,9 @@ impl RunArgs {
                 verdict_grace: Duration::from_secs(self.verdict_grace_seconds),
                 ..PlanConfig::default()
             },
+            halt_namespace_annotations: self
+                .halt_namespace_annotations
+                .unwrap_or(self.watch_namespace.is_empty()),
             schedules: self.schedules,
             ..Settings::default()
         }
@@ -102,6 +113,14 @@ pub fn run(args: &RunArgs) -> ExitCode {
 }
 
 async fn run_async(args: &RunArgs) -> anyhow::Result<()> {
+    let mut settings = args.settings();
+    if !args.halt_configmap.is_empty() {
+        settings.halt_switch = Some(
+            args.halt_configmap
+                .parse()
+                .map_err(|e| anyhow::anyhow!("--halt-configmap / HALT_CONFIGMAP: {e}"))?,
+        );
+    }
     let config = kube::Config::infer().await?;
     let builder = kube::client::ClientBuilder::try_from(config)?;
     let client = match RateLimitLayer::new(args.client_qps, args.client_burst) {
@@ -137,18 +156,10 @@ async fn run_async(args: &RunArgs) -> anyhow::Result<()> {
             duration_seconds: args.lease_duration_seconds.max(2),
             grace_seconds: (args.lease_duration_seconds / 3).max(1),
         };
-        leader::run_when_leading(
-            client,
-            args.settings(),
-            lease,
-            metrics,
-            health,
-            shutdown_signal(),
-        )
-        .await?;
-    } else {
-        crate::scheduler::run_all(client, args.settings(), metrics, health, shutdown_signal())
+        leader::run_when_leading(client, settings, lease, metrics, health, shutdown_signal())
             .await?;
+    } else {
+        crate::scheduler::run_all(client, settings, metrics, health, shutdown_signal()).await?;
     }
     Ok(())
 }

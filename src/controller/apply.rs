@@ -348,7 +348,17 @@ async fn write_status(
     let bumps = i64::from(ctx.status_mode == StatusMode::MainResource)
         + i64::from(stop_follows && fold_stop.is_none());
     let generation = current.metadata.generation.map(|g| g + bumps);
-    desired.observed_generation = generation;
+    // A held engine (controller::halt) has not acted on this generation: keeping the old stamp
+    // keeps a held restart a restart once the kill switch is released.
+    let held = desired
+        .conditions
+        .iter()
+        .any(|c| c.type_ == super::halt::HELD_CONDITION);
+    desired.observed_generation = if held {
+        old.observed_generation
+    } else {
+        generation
+    };
     for c in &mut desired.conditions {
         c.observed_generation = generation;
     }

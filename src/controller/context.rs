@@ -32,6 +32,10 @@ pub struct Settings {
     pub plan: PlanConfig,
     /// Longest per-engine error backoff.
     pub max_backoff: Duration,
+    /// The cluster-wide kill switch ConfigMap (see `controller::halt`); `None`: none.
+    pub halt_switch: Option<super::halt::SwitchRef>,
+    /// Watch Namespaces for the per-namespace kill switch annotation (needs list/watch namespaces).
+    pub halt_namespace_annotations: bool,
     /// Every write is refused while this is closed (a leader that cannot prove it still leads).
     pub fence: crate::fence::Fence,
     /// Also reconcile ChaosSchedules (`crate::scheduler`).
@@ -45,6 +49,8 @@ impl Default for Settings {
             concurrency: 32,
             plan: PlanConfig::default(),
             max_backoff: Duration::from_secs(300),
+            halt_switch: None,
+            halt_namespace_annotations: false,
             fence: crate::fence::Fence::default(),
             schedules: true,
         }
@@ -90,6 +96,8 @@ pub struct Context {
     /// ones confirmed delivered, as (run, seq).
     pub outbox: Mutex<HashMap<String, Outbox>>,
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// The kill switches (`controller::halt`).
+    pub halt: Arc<super::halt::HaltState>,
 }
 
 impl Context {

@@ -18,6 +18,8 @@ pub enum Error {
     Serialize(#[from] serde_json::Error),
     #[error("caches are not ready: {0}")]
     CacheNotReady(String),
+    #[error("registering metrics failed: {0}")]
+    Metrics(#[from] prometheus::Error),
     #[error("write refused: {0}")]
     Fenced(#[from] crate::fence::FenceError),
 }
@@ -47,6 +49,7 @@ impl Error {
             Error::Malformed(_) => "malformed",
             Error::Serialize(_) => "serialize",
             Error::CacheNotReady(_) => "cache",
+            Error::Metrics(_) => "metrics",
             Error::Fenced(_) => "fenced",
         }
     }

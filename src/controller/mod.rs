@@ -4,6 +4,7 @@ pub mod apply;
 pub mod context;
 pub mod error;
 pub mod events;
+pub mod halt;
 pub mod observe;
 pub mod run;
 

@@ -240,15 +240,20 @@ pub async fn observe(
             observed.missing_config_maps.insert(cm);
         }
     }
+    // The chart grants `get secrets` only in the namespaces listed in rbac.secretsReadNamespaces
+    // (no cluster-wide Secret read by default): elsewhere the check is skipped and a missing Secret
+    // shows as the experiment pod never starting (ExperimentPodPendingTimeout).
     let secret_api: Api<Secret> = Api::namespaced(client, &ns);
     for secret in secrets {
-        if secret_api
-            .get_metadata_opt(&secret)
-            .await
-            .during("reading a Secret")?
-            .is_none()
-        {
-            observed.missing_secrets.insert(secret);
+        match secret_api.get_metadata_opt(&secret).await {
+            Ok(Some(_)) => {}
+            Ok(None) => {
+                observed.missing_secrets.insert(secret);
+            }
+            Err(e) if super::error::is_status(&e, 403) => {
+                tracing::debug!(%secret, "no permission to check that the Secret exists; not checked");
+            }
+            Err(e) => return Err(e).during("reading a Secret"),
         }
     }
     Ok(observed)

@@ -24,7 +24,7 @@ use super::events;
 use super::observe::observe;
 use crate::api::{ChaosEngine, ChaosResult};
 use crate::engine::job::CHAOS_UID_LABEL;
-use crate::engine::{EventSpec, EventType, plan};
+use crate::engine::{EventSpec, EventType};
 use crate::metrics::{Metrics, Sources};
 use crate::server::Health;
 
@@ -129,6 +129,15 @@ pub async fn run(
     .inspect(move |ev| mark_synced(ev, ENGINES_SYNCED, &engine_tx))
     .touched_objects();
 
+    // The kill switch: the ConfigMap, and Namespace annotations when watching all namespaces.
+    let namespace_halt = settings.halt_namespace_annotations;
+    let halt = Arc::new(super::halt::HaltState::new(
+        &metrics.registry,
+        settings.halt_switch.is_some(),
+        namespace_halt,
+    )?);
+    super::halt::spawn_watches(&client, &halt, settings.halt_switch.clone(), namespace_halt);
+    let halt_changes = halt.changes();
     let ctx = Arc::new(Context {
         client: client.clone(),
         settings: settings.clone(),
@@ -145,6 +154,7 @@ pub async fn run(
         rejected: Mutex::new(HashMap::new()),
         outbox: Mutex::new(HashMap::new()),
         metrics,
+        halt,
     });
 
     let by_uid_pods = ctx.clone();
@@ -179,6 +189,7 @@ pub async fn run(
         .watches_stream(result_stream, move |r: ChaosResult| {
             engine_of(&by_uid_results, r.labels().get(CHAOS_UID_LABEL))
         })
+        .reconcile_all_on(halt_changes)
         .graceful_shutdown_on(stop_requested(stop_rx.clone()))
         .run(reconcile, error_policy, ctx)
         .for_each(|_| futures::future::ready(()));
@@ -366,9 +377,14 @@ async fn reconcile_engine(ctx: &Arc<Context>, engine: &ChaosEngine) -> Result<Ac
         // work and fail the write precondition. The watch event of that write requeues us anyway.
         return Ok(Action::requeue(Duration::from_millis(100)));
     }
+    if !ctx.halt.wait_known(CACHE_SYNC_WAIT).await {
+        return Err(Error::CacheNotReady(
+            "the kill switch (ConfigMap / Namespace annotations) has not been read yet".into(),
+        ));
+    }
     let now = Timestamp::now();
     let observed = observe(ctx, engine, now).await?;
-    let decision = plan(engine, &observed, now, &ctx.settings.plan);
+    let decision = super::halt::plan_gated(&ctx.halt, engine, &observed, now, &ctx.settings.plan);
     let replan = apply(ctx, engine, &decision).await?;
     Ok(match decision.requeue_after {
         // The API server refused a Job: plan again at once to record it (see Context::rejected).

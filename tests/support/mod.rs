@@ -12,6 +12,7 @@
 
 pub mod audit;
 pub mod builders;
+pub mod chart;
 pub mod conductor;
 pub mod controller;
 pub mod fake_experiment;

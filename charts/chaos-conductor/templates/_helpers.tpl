@@ -58,7 +58,8 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 
 {{/*
 The controller's permissions, shared by the ClusterRole (all namespaces) and the Role
-(watchNamespace). Exactly what the code calls; no wildcards, no secrets list/watch, no pods/exec.
+(watchNamespace). Exactly what the code calls; no wildcards, no Secrets (see rbac.secretsReadNamespaces),
+no pods/exec.
 */}}
 {{- define "chaos-conductor.rules" -}}
 - apiGroups: ["litmuschaos.io"]
@@ -83,7 +84,7 @@ The controller's permissions, shared by the ClusterRole (all namespaces) and the
   resources: ["events"]
   verbs: ["create", "patch", "get"]
 - apiGroups: [""]
-  resources: ["configmaps", "secrets", "serviceaccounts"]
+  resources: ["configmaps", "serviceaccounts"]
   verbs: ["get"]
 {{- if .Values.schedules }}
 # ChaosSchedules (src/scheduler): engines are created per run and deleted beyond historyLimit;
@@ -102,4 +103,9 @@ The controller's permissions, shared by the ClusterRole (all namespaces) and the
   resources: ["chaosengines"]
   verbs: ["create", "delete"]
 {{- end }}
+{{- end }}
+
+{{/* The cluster-wide kill switch ConfigMap: <fullname>-halt in the release namespace. */}}
+{{- define "chaos-conductor.haltConfigMap" -}}
+{{- printf "%s-halt" (include "chaos-conductor.fullname" .) | trunc 63 | trimSuffix "-" }}
 {{- end }}

@@ -1,0 +1,686 @@
+//! The kill switch. Cluster-wide: a ConfigMap the chart creates (`<release>-halt` in the release
+//! namespace, data `halted: "true"`); per namespace: the annotation `chaos-conductor.io/halt: "true"`
+//! on the Namespace. While a switch covers an engine's namespace, a running engine is aborted through
+//! the ordinary abort path (as if `litmuschaos.io/abort` were set) and an engine that would start
+//! or restart a run is held: nothing is launched, its status and a Warning Event say which switch
+//! holds it. Releasing the switch reconciles every engine again, so held engines start.
+//!
+//! Why a ConfigMap and not a new CRD: Helm never upgrades CRDs and the chart must also run with
+//! Litmus's own CRDs; who may halt is ordinary RBAC on one named object (`resourceNames`), and
+//! `kubectl` can engage it when our CLI is not at hand.
+//!
+//! The rest of the controller sees this module through [`HaltState::engaged_for`] and
+//! [`plan_gated`] (one call at the reconcile entry), and the trigger stream [`HaltState::changes`].
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+
+use futures::{Stream, StreamExt};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use k8s_openapi::jiff::{Timestamp, Unit};
+use kube::api::Api;
+use kube::core::PartialObjectMeta;
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Client, Resource, ResourceExt};
+use prometheus::{IntCounter, IntGauge, Registry};
+use tracing::{info, warn};
+
+use crate::api::{ABORT_ANNOTATION, ChaosEngine, OwedEvent, engine_status};
+use crate::engine::{
+    Decision, Effect, EnginePhase, EventSpec, EventType, Observed, PlanConfig, plan,
+};
+
+/// Namespace annotation that halts chaos in that namespace (`"true"`).
+pub const NAMESPACE_ANNOTATION: &str = "chaos-conductor.io/halt";
+/// Optional namespace annotation with the reason shown in status and events.
+pub const NAMESPACE_REASON_ANNOTATION: &str = "chaos-conductor.io/halt-reason";
+/// ConfigMap key that engages the cluster-wide switch (`"true"`).
+pub const HALTED_KEY: &str = "halted";
+/// ConfigMap key with the reason shown in status and events.
+pub const REASON_KEY: &str = "reason";
+/// Condition type on a held engine.
+pub const HELD_CONDITION: &str = "Held";
+/// Event reason on an engine the switch aborted.
+pub const HALT_ABORT_REASON: &str = "ChaosHalted";
+/// Event reason on an engine the switch holds.
+pub const HELD_REASON: &str = "ChaosEngineHeld";
+/// Event reason when a held engine is released.
+pub const RELEASED_REASON: &str = "ChaosEngineReleased";
+
+/// An engaged switch: which object, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Engaged {
+    /// The object that engaged it, e.g. `ConfigMap chaos-conductor/chaos-conductor-halt`.
+    pub switch: String,
+    /// Free text from the switch (may be empty).
+    pub reason: String,
+}
+
+impl Engaged {
+    fn describe(&self) -> String {
+        if self.reason.is_empty() {
+            format!("kill switch {} engaged", self.switch)
+        } else {
+            format!("kill switch {} engaged ({})", self.switch, self.reason)
+        }
+    }
+}
+
+/// Where the cluster-wide switch lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SwitchRef {
+    pub namespace: String,
+    pub name: String,
+}
+
+impl std::str::FromStr for SwitchRef {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.split_once('/') {
+            Some((ns, name)) if !ns.is_empty() && !name.is_empty() && !name.contains('/') => {
+                Ok(Self {
+                    namespace: ns.into(),
+                    name: name.into(),
+                })
+            }
+            _ => Err(format!("{s:?}: expected NAMESPACE/NAME of a ConfigMap")),
+        }
+    }
+}
+
+impl std::fmt::Display for SwitchRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.namespace, self.name)
+    }
+}
+
+/// The switch state as last seen by the watches, and its metrics.
+pub struct HaltState {
+    cluster: RwLock<Option<Engaged>>,
+    namespaces: RwLock<BTreeMap<String, Engaged>>,
+    held: RwLock<BTreeSet<String>>,
+    cluster_known: AtomicBool,
+    namespaces_known: AtomicBool,
+    changed: tokio::sync::watch::Sender<u64>,
+    halted_gauge: IntGauge,
+    namespaces_gauge: IntGauge,
+    held_gauge: IntGauge,
+    aborts: IntCounter,
+}
+
+impl HaltState {
+    /// A state with nothing engaged. `cluster_switch` / `namespace_watch` say which watches will
+    /// feed it; a source that is not watched counts as known (and never engaged).
+    pub fn new(
+        registry: &Registry,
+        cluster_switch: bool,
+        namespace_watch: bool,
+    ) -> Result<Self, prometheus::Error> {
+        let halted_gauge = IntGauge::new(
+            "chaos_conductor_halted",
+            "1 while the cluster-wide kill switch (ConfigMap) is engaged",
+        )?;
+        let namespaces_gauge = IntGauge::new(
+            "chaos_conductor_halted_namespaces",
+            "Namespaces halted by the chaos-conductor.io/halt annotation",
+        )?;
+        let held_gauge = IntGauge::new(
+            "chaos_conductor_engines_held",
+            "ChaosEngines held (not started) by a kill switch",
+        )?;
+        let aborts = IntCounter::new(
+            "chaos_conductor_halt_aborts_total",
+            "Running ChaosEngines aborted by a kill switch",
+        )?;
+        registry.register(Box::new(halted_gauge.clone()))?;
+        registry.register(Box::new(namespaces_gauge.clone()))?;
+        registry.register(Box::new(held_gauge.clone()))?;
+        registry.register(Box::new(aborts.clone()))?;
+        Ok(Self {
+            cluster: RwLock::new(None),
+            namespaces: RwLock::new(BTreeMap::new()),
+            held: RwLock::new(BTreeSet::new()),
+            cluster_known: AtomicBool::new(!cluster_switch),
+            namespaces_known: AtomicBool::new(!namespace_watch),
+            changed: tokio::sync::watch::channel(0).0,
+            halted_gauge,
+            namespaces_gauge,
+            held_gauge,
+            aborts,
+        })
+    }
+
+    /// Whether both sources have been read once. Until then nothing may start: a switch engaged
+    /// while the controller was down must hold engines from the first pass.
+    pub fn known(&self) -> bool {
+        self.cluster_known.load(Ordering::Acquire) && self.namespaces_known.load(Ordering::Acquire)
+    }
+
+    /// The switch that covers `namespace`, if any (cluster-wide first).
+    pub fn engaged_for(&self, namespace: &str) -> Option<Engaged> {
+        if let Some(e) = self.cluster.read().ok().and_then(|c| c.clone()) {
+            return Some(e);
+        }
+        self.namespaces
+            .read()
+            .ok()
+            .and_then(|n| n.get(namespace).cloned())
+    }
+
+    /// Waits (bounded) until both sources were read once; `false` on timeout.
+    pub async fn wait_known(&self, timeout: std::time::Duration) -> bool {
+        let mut rx = self.changed.subscribe();
+        tokio::time::timeout(timeout, rx.wait_for(|_| self.known()))
+            .await
+            .is_ok_and(|r| r.is_ok())
+    }
+
+    /// One item per change of the engaged set (for `Controller::reconcile_all_on`).
+    pub fn changes(&self) -> impl Stream<Item = ()> + Send + 'static {
+        futures::stream::unfold(self.changed.subscribe(), |mut rx| async move {
+            rx.changed().await.ok()?;
+            Some(((), rx))
+        })
+    }
+
+    fn notify(&self) {
+        self.changed.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    fn set_cluster(&self, value: Option<Engaged>) {
+        let changed = self
+            .cluster
+            .write()
+            .map(|mut c| {
+                let changed = *c != value;
+                *c = value.clone();
+                changed
+            })
+            .unwrap_or(false);
+        self.halted_gauge.set(i64::from(value.is_some()));
+        let first = !self.cluster_known.swap(true, Ordering::AcqRel);
+        if changed {
+            match &value {
+                Some(e) => {
+                    warn!(switch = %e.switch, reason = %e.reason, "cluster-wide kill switch ENGAGED: aborting running engines, holding new ones")
+                }
+                None => info!("cluster-wide kill switch released"),
+            }
+        }
+        if changed || first {
+            self.notify();
+        }
+    }
+
+    fn set_namespaces(&self, value: BTreeMap<String, Engaged>) {
+        let changed = self
+            .namespaces
+            .write()
+            .map(|mut n| {
+                let changed = *n != value;
+                if changed {
+                    for ns in value.keys().filter(|k| !n.contains_key(*k)) {
+                        warn!(namespace = %ns, "namespace kill switch ENGAGED");
+                    }
+                    for ns in n.keys().filter(|k| !value.contains_key(*k)) {
+                        info!(namespace = %ns, "namespace kill switch released");
+                    }
+                }
+                *n = value.clone();
+                changed
+            })
+            .unwrap_or(false);
+        self.namespaces_gauge
+            .set(i64::try_from(value.len()).unwrap_or(i64::MAX));
+        let first = !self.namespaces_known.swap(true, Ordering::AcqRel);
+        if changed || first {
+            self.notify();
+        }
+    }
+
+    fn mark_held(&self, key: String, held: bool) {
+        if let Ok(mut set) = self.held.write() {
+            let changed = if held {
+                set.insert(key)
+            } else {
+                set.remove(&key)
+            };
+            if changed {
+                self.held_gauge
+                    .set(i64::try_from(set.len()).unwrap_or(i64::MAX));
+            }
+        }
+    }
+}
+
+/// The cluster switch's state from its ConfigMap (`None` when absent or not `halted: "true"`).
+pub fn from_config_map(switch: &SwitchRef, cm: Option<&ConfigMap>) -> Option<Engaged> {
+    let data = cm?.data.as_ref()?;
+    (data.get(HALTED_KEY).map(|v| v.trim()) == Some("true")).then(|| Engaged {
+        switch: format!("ConfigMap {switch}"),
+        reason: data.get(REASON_KEY).cloned().unwrap_or_default(),
+    })
+}
+
+/// A namespace's switch from its annotations.
+pub fn from_namespace(meta: &kube::api::ObjectMeta) -> Option<Engaged> {
+    let annotations = meta.annotations.as_ref()?;
+    (annotations.get(NAMESPACE_ANNOTATION).map(|v| v.trim()) == Some("true")).then(|| Engaged {
+        switch: format!(
+            "Namespace {} annotation {NAMESPACE_ANNOTATION}",
+            meta.name.as_deref().unwrap_or_default()
+        ),
+        reason: annotations
+            .get(NAMESPACE_REASON_ANNOTATION)
+            .cloned()
+            .unwrap_or_default(),
+    })
+}
+
+/// Feeds `state` from the ConfigMap and Namespace watches until the process ends.
+pub fn spawn_watches(
+    client: &Client,
+    state: &Arc<HaltState>,
+    switch: Option<SwitchRef>,
+    namespace_watch: bool,
+) {
+    if let Some(switch) = switch {
+        let api: Api<ConfigMap> = Api::namespaced(client.clone(), &switch.namespace);
+        let config = watcher::Config::default().fields(&format!("metadata.name={}", switch.name));
+        let state = state.clone();
+        tokio::spawn(async move {
+            let mut seen: Option<ConfigMap> = None;
+            let mut events = watcher(api, config).default_backoff().boxed();
+            while let Some(ev) = events.next().await {
+                match ev {
+                    Ok(watcher::Event::Init) => seen = None,
+                    Ok(watcher::Event::InitApply(cm)) => seen = Some(cm),
+                    Ok(watcher::Event::InitDone) => {
+                        state.set_cluster(from_config_map(&switch, seen.as_ref()));
+                    }
+                    Ok(watcher::Event::Apply(cm)) => {
+                        state.set_cluster(from_config_map(&switch, Some(&cm)));
+                    }
+                    Ok(watcher::Event::Delete(_)) => {
+                        warn!(%switch, "kill switch ConfigMap deleted: treated as released");
+                        state.set_cluster(None);
+                    }
+                    Err(e) => warn!(%switch, error = %e, "watching the kill switch ConfigMap"),
+                }
+            }
+        });
+    }
+    if namespace_watch {
+        let api: Api<PartialObjectMeta<Namespace>> = Api::all(client.clone());
+        let state = state.clone();
+        tokio::spawn(async move {
+            let mut current: BTreeMap<String, Engaged> = BTreeMap::new();
+            let mut initial: BTreeMap<String, Engaged> = BTreeMap::new();
+            let mut events = watcher(api, watcher::Config::default())
+                .default_backoff()
+                .boxed();
+            while let Some(ev) = events.next().await {
+                match ev {
+                    Ok(watcher::Event::Init) => initial.clear(),
+                    Ok(watcher::Event::InitApply(ns)) => {
+                        if let Some(e) = from_namespace(&ns.metadata) {
+                            initial.insert(ns.metadata.name.clone().unwrap_or_default(), e);
+                        }
+                    }
+                    Ok(watcher::Event::InitDone) => {
+                        current = std::mem::take(&mut initial);
+                        state.set_namespaces(current.clone());
+                    }
+                    Ok(watcher::Event::Apply(ns)) => {
+                        let name = ns.metadata.name.clone().unwrap_or_default();
+                        let before = current.get(&name).cloned();
+                        let now = from_namespace(&ns.metadata);
+                        if before != now {
+                            match now {
+                                Some(e) => current.insert(name, e),
+                                None => current.remove(&name),
+                            };
+                            state.set_namespaces(current.clone());
+                        }
+                    }
+                    Ok(watcher::Event::Delete(ns)) => {
+                        let name = ns.metadata.name.clone().unwrap_or_default();
+                        if current.remove(&name).is_some() {
+                            state.set_namespaces(current.clone());
+                        }
+                    }
+                    Err(e) => {
+                        warn!(error = %e, "watching Namespaces for the kill switch annotation")
+                    }
+                }
+            }
+        });
+    }
+}
+
+/// A run of this engine is under way: the switch aborts it.
+fn running(engine: &ChaosEngine) -> bool {
+    let status = engine.status.clone().unwrap_or_default();
+    status.engine_status == engine_status::INITIALIZED && status.run_id.is_some()
+}
+
+/// Paths that launch nothing and must go on under the switch: deletion, stop, an abort under way.
+fn ending(engine: &ChaosEngine) -> bool {
+    let aborting = engine
+        .status
+        .as_ref()
+        .is_some_and(|s| s.phase == EnginePhase::Aborting.as_str());
+    engine.metadata.deletion_timestamp.is_some()
+        || !engine.wants_active()
+        || engine.abort_requested()
+        || aborting
+}
+
+/// Whether `decision` would start a run or create a Job.
+fn launches(engine: &ChaosEngine, decision: &Decision) -> bool {
+    let starts = !running(engine)
+        && decision.status.engine_status == engine_status::INITIALIZED
+        && decision.status.run_id.is_some();
+    starts
+        || decision
+            .effects()
+            .any(|e| matches!(e, Effect::CreateJob(_)))
+}
+
+fn has_held(engine: &ChaosEngine) -> bool {
+    engine
+        .status
+        .as_ref()
+        .is_some_and(|s| s.conditions.iter().any(|c| c.type_ == HELD_CONDITION))
+}
+
+fn key(engine: &ChaosEngine) -> String {
+    format!(
+        "{}/{}",
+        engine.meta().namespace.as_deref().unwrap_or_default(),
+        engine.meta().name.as_deref().unwrap_or_default()
+    )
+}
+
+/// `plan`, gated by the kill switch covering the engine (call after [`HaltState::wait_known`]):
+/// - not engaged: `plan` as is (a held engine's `Held` condition goes, with a Normal Event);
+/// - engaged, run under way: `plan` of the engine as if the abort annotation were set (the
+///   ordinary abort path: chaos deleted, ChaosResults Stopped, engine stopped), with the switch
+///   named in the status message and a Warning Event;
+/// - engaged, deleting / stopping / aborting: `plan` as is (launches nothing);
+/// - engaged, anything else that would start a run or create a Job: held instead.
+pub fn plan_gated(
+    state: &HaltState,
+    engine: &ChaosEngine,
+    observed: &Observed,
+    now: Timestamp,
+    cfg: &PlanConfig,
+) -> Decision {
+    let engaged = state.engaged_for(engine.meta().namespace.as_deref().unwrap_or_default());
+    let decision = match &engaged {
+        Some(e) if running(engine) && !ending(engine) => {
+            let mut aborted = engine.clone();
+            aborted
+                .annotations_mut()
+                .insert(ABORT_ANNOTATION.into(), "true".into());
+            let mut d = plan(&aborted, observed, now, cfg);
+            if d.status.phase == EnginePhase::Aborting.as_str() {
+                d.status.message = format!("{}: removing chaos resources", e.describe());
+            }
+            owe(
+                &mut d,
+                observed,
+                now,
+                EventSpec::operator(
+                    EventType::Warning,
+                    HALT_ABORT_REASON,
+                    format!("{}: run aborted", e.describe()),
+                ),
+            );
+            state.aborts.inc();
+            d
+        }
+        _ => {
+            let mut d = plan(engine, observed, now, cfg);
+            if let Some(e) = &engaged
+                && launches(engine, &d)
+            {
+                d = hold(engine, observed, e, now);
+            } else if has_held(engine) {
+                d.status.conditions.retain(|c| c.type_ != HELD_CONDITION);
+                owe(
+                    &mut d,
+                    observed,
+                    now,
+                    EventSpec::operator(
+                        EventType::Normal,
+                        RELEASED_REASON,
+                        "kill switch released: the engine runs",
+                    ),
+                );
+            }
+            d
+        }
+    };
+    state.mark_held(key(engine), has_held_status(&decision));
+    decision
+}
+
+fn has_held_status(d: &Decision) -> bool {
+    d.status
+        .conditions
+        .iter()
+        .any(|c| c.type_ == HELD_CONDITION)
+}
+
+/// The decision that holds an engine: its stored status plus a `Held` condition and message;
+/// no effect but the Warning Event, once.
+fn hold(engine: &ChaosEngine, observed: &Observed, e: &Engaged, now: Timestamp) -> Decision {
+    let mut status = engine.status.clone().unwrap_or_default();
+    let message = format!("held: {}; starts when released", e.describe());
+    let already = has_held(engine) && status.message == message;
+    status.message = message.clone();
+    status.conditions.retain(|c| c.type_ != HELD_CONDITION);
+    let transition = engine
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.iter().find(|c| c.type_ == HELD_CONDITION))
+        .map_or(Time(now), |c| c.last_transition_time.clone());
+    status.conditions.push(Condition {
+        type_: HELD_CONDITION.into(),
+        status: "True".into(),
+        reason: "KillSwitchEngaged".into(),
+        message: message.clone(),
+        last_transition_time: transition,
+        observed_generation: None,
+    });
+    let mut d = Decision {
+        before_status: Vec::new(),
+        status,
+        after_status: Vec::new(),
+        requeue_after: None,
+    };
+    if !already {
+        owe(
+            &mut d,
+            observed,
+            now,
+            EventSpec::operator(EventType::Warning, HELD_REASON, message),
+        );
+    }
+    d
+}
+
+/// Adds an Event to the decision the way `plan` does: into the status outbox
+/// (`status.pendingEvents`, delivered by the shell after the write) and as an effect (logged).
+fn owe(d: &mut Decision, observed: &Observed, now: Timestamp, ev: EventSpec) {
+    let status = &mut d.status;
+    if let Some(delivered) = observed.events_delivered {
+        status.pending_events.retain(|e| (e.run, e.seq) > delivered);
+    }
+    let seq = status.event_seq.unwrap_or(0) + 1;
+    status.event_seq = Some(seq);
+    status.pending_events.push(OwedEvent {
+        run: status.run_id.unwrap_or(0),
+        seq,
+        experiment: String::new(),
+        type_: ev.event_type.as_str().into(),
+        reason: ev.reason.clone(),
+        message: ev.message.clone(),
+        at: now.round(Unit::Second).unwrap_or(now).to_string(),
+    });
+    d.after_status.push(Effect::Event(ev));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::{ChaosEngineSpec, ChaosEngineStatus, ExperimentList};
+
+    fn state(engaged: Option<&str>) -> HaltState {
+        let s = HaltState::new(&Registry::new(), true, false).expect("metrics");
+        let cm = engaged.map(|reason| ConfigMap {
+            data: Some(
+                [
+                    (HALTED_KEY.to_string(), "true".to_string()),
+                    (REASON_KEY.to_string(), reason.to_string()),
+                ]
+                .into(),
+            ),
+            ..Default::default()
+        });
+        let switch = SwitchRef {
+            namespace: "cc".into(),
+            name: "cc-halt".into(),
+        };
+        s.set_cluster(from_config_map(&switch, cm.as_ref()));
+        s
+    }
+
+    fn engine(status: Option<ChaosEngineStatus>) -> ChaosEngine {
+        let mut e = ChaosEngine::new(
+            "e",
+            ChaosEngineSpec {
+                chaos_service_account: Some("sa".into()),
+                experiments: vec![ExperimentList {
+                    name: "pod-delete".into(),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            },
+        );
+        e.metadata.namespace = Some("ns".into());
+        e.metadata.uid = Some("uid-1".into());
+        e.metadata.generation = Some(1);
+        e.metadata.finalizers = Some(vec![crate::api::FINALIZER.into()]);
+        e.status = status;
+        e
+    }
+
+    fn reasons(d: &Decision) -> Vec<String> {
+        d.status
+            .pending_events
+            .iter()
+            .map(|e| e.reason.clone())
+            .collect()
+    }
+
+    #[test]
+    fn switch_parsing() {
+        assert!(from_config_map(&"a/b".parse().unwrap(), None).is_none());
+        assert!("nons".parse::<SwitchRef>().is_err());
+        assert!("a/b/c".parse::<SwitchRef>().is_err());
+        let mut meta = kube::api::ObjectMeta {
+            name: Some("ns".into()),
+            ..Default::default()
+        };
+        assert!(from_namespace(&meta).is_none());
+        meta.annotations = Some([(NAMESPACE_ANNOTATION.to_string(), "false".to_string())].into());
+        assert!(from_namespace(&meta).is_none());
+        meta.annotations = Some([(NAMESPACE_ANNOTATION.to_string(), "true".to_string())].into());
+        assert_eq!(
+            from_namespace(&meta).map(|e| e.switch),
+            Some("Namespace ns annotation chaos-conductor.io/halt".into())
+        );
+    }
+
+    #[test]
+    fn a_new_engine_is_held_while_engaged_and_starts_when_released() {
+        let now = Timestamp::now();
+        let cfg = PlanConfig::default();
+        let on = state(Some("drill"));
+        let e = engine(None);
+        let d = plan_gated(&on, &e, &Observed::default(), now, &cfg);
+        assert!(!d.effects().any(|x| matches!(x, Effect::CreateJob(_))));
+        assert!(has_held_status(&d), "{:?}", d.status);
+        assert_eq!(
+            d.status.message,
+            "held: kill switch ConfigMap cc/cc-halt engaged (drill); starts when released"
+        );
+        assert_eq!(reasons(&d), vec![HELD_REASON.to_string()]);
+        assert_eq!(on.held_gauge.get(), 1);
+        // Held again: no second Event.
+        let held = engine(Some(d.status.clone()));
+        let again = plan_gated(&on, &held, &Observed::default(), now, &cfg);
+        assert_eq!(
+            reasons(&again),
+            vec![HELD_REASON.to_string()],
+            "no new event owed"
+        );
+        // Released: the plain plan's start, minus the Held condition, plus a Normal Event.
+        let off = state(None);
+        let d = plan_gated(&off, &held, &Observed::default(), now, &cfg);
+        assert!(!has_held_status(&d));
+        assert!(
+            reasons(&d).contains(&RELEASED_REASON.to_string()),
+            "{:?}",
+            reasons(&d)
+        );
+        assert_eq!(off.held_gauge.get(), 0);
+    }
+
+    #[test]
+    fn a_running_engine_is_aborted_through_the_abort_path() {
+        let now = Timestamp::now();
+        let cfg = PlanConfig::default();
+        let running = engine(Some(ChaosEngineStatus {
+            engine_status: engine_status::INITIALIZED.into(),
+            run_id: Some(1),
+            phase: EnginePhase::Running.as_str().into(),
+            ..Default::default()
+        }));
+        let on = state(Some("drill"));
+        // A chaos pod still there: the abort starts (deletes) and waits for it.
+        let pod = k8s_openapi::api::core::v1::Pod {
+            metadata: kube::api::ObjectMeta {
+                name: Some("pod-delete-abc123-x".into()),
+                namespace: Some("ns".into()),
+                labels: Some([("chaosUID".to_string(), "uid-1".to_string())].into()),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let observed = Observed {
+            pods: vec![pod],
+            ..Default::default()
+        };
+        let d = plan_gated(&on, &running, &observed, now, &cfg);
+        assert_eq!(d.status.phase, EnginePhase::Aborting.as_str());
+        assert!(
+            d.status
+                .message
+                .contains("kill switch ConfigMap cc/cc-halt engaged (drill)")
+        );
+        assert!(
+            d.effects()
+                .any(|x| matches!(x, Effect::DeleteChaosResources { .. })),
+            "{d:?}"
+        );
+        assert!(reasons(&d).contains(&HALT_ABORT_REASON.to_string()));
+        assert!(!d.effects().any(|x| matches!(x, Effect::CreateJob(_))));
+        // Not engaged: the same engine just goes on (no abort).
+        let d = plan_gated(&state(None), &running, &Observed::default(), now, &cfg);
+        assert_ne!(d.status.phase, EnginePhase::Aborting.as_str());
+    }
+}
