@@ -50,6 +50,22 @@ pub async fn run_all(
         metrics.clone(),
         shutdown.clone(),
     );
+    // Like the engine controller, the schedule reconciler gets a bounded drain after the shutdown
+    // signal: with caches that never synced its reconciles may not finish, and the process must
+    // exit well before the kubelet's SIGKILL.
+    let signal = shutdown.clone();
+    let schedules = async move {
+        tokio::select! {
+            r = schedules => r,
+            () = async {
+                signal.await;
+                tokio::time::sleep(std::time::Duration::from_secs(15)).await;
+            } => {
+                warn!("the ChaosSchedule reconciler did not stop within 15s of the shutdown signal; stopping anyway");
+                Ok(())
+            }
+        }
+    };
     let engines = crate::controller::run::run(client, settings, metrics, health, shutdown);
     let (engines, schedules) = tokio::join!(engines, schedules);
     if let Err(e) = schedules {
