@@ -46,7 +46,8 @@ pub async fn detect_status_mode(client: &Client) -> Result<StatusMode, Error> {
     })
 }
 
-fn api_for<K>(client: &Client, ns: Option<&str>) -> Api<K>
+/// The namespaced API of `K`, or all namespaces when `ns` is `None`.
+pub(crate) fn api_for<K>(client: &Client, ns: Option<&str>) -> Api<K>
 where
     K: Resource<Scope = k8s_openapi::NamespaceResourceScope>
         + Clone
@@ -299,9 +300,13 @@ fn engine_of(
     Some(r)
 }
 
-fn guard_ref(obj: &DeserializeGuard<ChaosEngine>) -> ObjectRef<ChaosEngine> {
+/// The reference of a watched object, whether or not it deserialized.
+pub(crate) fn guard_ref<K>(obj: &DeserializeGuard<K>) -> ObjectRef<K>
+where
+    K: Resource<DynamicType = ()>,
+{
     let meta = match &obj.0 {
-        Ok(e) => &e.metadata,
+        Ok(o) => o.meta(),
         Err(invalid) => &invalid.metadata,
     };
     let mut r = ObjectRef::new(meta.name.as_deref().unwrap_or_default());

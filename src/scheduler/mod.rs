@@ -7,6 +7,7 @@ pub mod engines;
 pub mod metrics;
 pub mod write;
 
+use crate::controller::run::{api_for, guard_ref};
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
@@ -194,37 +195,11 @@ pub async fn run(
     Ok(())
 }
 
-fn api_for<K>(client: &Client, ns: Option<&str>) -> Api<K>
-where
-    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>
-        + Clone
-        + serde::de::DeserializeOwned
-        + std::fmt::Debug,
-    K::DynamicType: Default,
-{
-    match ns {
-        Some(ns) => Api::namespaced(client.clone(), ns),
-        None => Api::all(client.clone()),
-    }
-}
-
-fn key_of(obj: &DeserializeGuard<ChaosSchedule>) -> ObjectRef<ChaosSchedule> {
-    let meta = match &obj.0 {
-        Ok(s) => &s.metadata,
-        Err(invalid) => &invalid.metadata,
-    };
-    let mut r = ObjectRef::new(meta.name.as_deref().unwrap_or_default());
-    if let Some(ns) = &meta.namespace {
-        r = r.within(ns);
-    }
-    r
-}
-
 async fn reconcile(
     obj: Arc<DeserializeGuard<ChaosSchedule>>,
     ctx: Arc<Ctx>,
 ) -> Result<Action, Error> {
-    let key = key_of(&obj);
+    let key = guard_ref(&obj);
     let schedule = match &obj.0 {
         Ok(s) => s,
         Err(invalid) => return reject_malformed(&ctx, invalid).await,
@@ -555,7 +530,7 @@ async fn reject_malformed(
 }
 
 fn error_policy(obj: Arc<DeserializeGuard<ChaosSchedule>>, error: &Error, ctx: Arc<Ctx>) -> Action {
-    let key = key_of(&obj);
+    let key = guard_ref(&obj);
     ctx.metrics
         .errors
         .with_label_values(&[error.category()])
