@@ -275,8 +275,9 @@ real_node_host_cleanup() {
   local d f
   # Network namespaces the CRI made for our sandboxes (bind mounts in /run/netns).
   if [ -f "$NODE_DIR/undo/netns-before" ]; then
-    for f in $(ls /run/netns 2>/dev/null); do
-      case $f in cni-*) ;; *) continue ;; esac
+    for f in /run/netns/cni-*; do
+      [ -e "$f" ] || continue
+      f=${f##*/}
       grep -qx "$f" "$NODE_DIR/undo/netns-before" && continue
       umount "/run/netns/$f" 2>/dev/null || true
       rm -f "/run/netns/$f"
@@ -292,7 +293,7 @@ real_node_host_cleanup() {
     while IFS= read -r d; do
       # Created by this node (nothing else runs containers here): all that is inside is ours.
       [ -e "$d" ] || continue
-      rm -rf "$d" 2>/dev/null || log "warning: could not remove $d: $(ls -A "$d" | head -5 | tr '\n' ' ')"
+      rm -rf "$d" 2>/dev/null || log "warning: could not remove $d: $(find "$d" -mindepth 1 -maxdepth 1 | head -5 | tr '\n' ' ')"
     done <"$NODE_DIR/undo/created-dirs"
     rm -f "$NODE_DIR/undo/created-dirs"
   fi
@@ -340,13 +341,13 @@ real_node_down() {
   stop_component registry
   # 3. Mounts below the state folder (kubelet bind-mounts its root dir; containerd mounts rootfs,
   #    shm and pod volumes), deepest first.
-  for line in $(awk -v p="$NODE_DIR/" 'index($2, p) == 1 {print $2}' /proc/self/mounts | sort -r); do
+  while IFS= read -r line; do
     umount -l "$line" 2>/dev/null || true
-  done
+  done < <(awk -v p="$NODE_DIR/" 'index($2, p) == 1 {print $2}' /proc/self/mounts | sort -r)
   # 4. Pod cgroups, deepest first (processes are gone by now).
   if [ -f "$NODE_DIR/undo/cgroups" ]; then
     while IFS= read -r line; do
-      [ -d "$line" ] && find "$line" -depth -type d -exec rmdir {} + 2>/dev/null || true
+      if [ -d "$line" ]; then find "$line" -depth -type d -exec rmdir {} + 2>/dev/null || true; fi
       [ -d "$line" ] && log "warning: cgroup $line still there (busy?)"
     done <"$NODE_DIR/undo/cgroups"
     rm -f "$NODE_DIR/undo/cgroups"
