@@ -86,6 +86,12 @@ no pods/exec.
 - apiGroups: [""]
   resources: ["configmaps", "serviceaccounts"]
   verbs: ["get"]
+# The launch-time re-check of an engine's recorded author (src/controller/author.rs): a
+# LocalSubjectAccessReview in the engine's namespace (namespaced, so the watchNamespace Role can
+# grant it too).
+- apiGroups: ["authorization.k8s.io"]
+  resources: ["localsubjectaccessreviews"]
+  verbs: ["create"]
 {{- if .Values.schedules }}
 # ChaosSchedules (src/scheduler): engines are created per run and deleted beyond historyLimit;
 # finalizers/update lets the engines carry blockOwnerDeletion owner references on clusters with
