@@ -1,7 +1,11 @@
 //! The escalation matrix (issue 14): the chart's ValidatingAdmissionPolicies, installed on the real
-//! local cluster, refuse every way an engine or experiment author could get a workload they could
-//! not create themselves, with a message naming the missing permission, and admit the same request
-//! from an author who holds that permission.
+//! local cluster, refuse every way an engine, experiment or schedule author could get a workload
+//! they could not create themselves, with a message naming the missing permission, and admit the
+//! same request from an author who holds that permission. Every engine row is repeated as a
+//! ChaosSchedule whose `engineTemplateSpec` is that engine's spec (the scheduler creates those
+//! engines as the controller, which the engine policy exempts). The chart's
+//! MutatingAdmissionPolicy records the author (`chaos-conductor.io/author`) and nobody else can
+//! change it.
 //!
 //! Three impersonated users in namespace A: `alice` may only create ChaosEngines/ChaosExperiments;
 //! `carol` may also create Jobs and pods there, act as the sample ServiceAccount and read one Secret
@@ -12,7 +16,8 @@ mod support;
 
 use std::time::Duration;
 
-use chaos_conductor::api::{ChaosEngine, ChaosExperiment};
+use chaos_conductor::api::{ChaosEngine, ChaosExperiment, ChaosSchedule};
+use chaos_conductor::controller::author::{AUTHOR_ANNOTATION, AUTHOR_GROUPS_ANNOTATION};
 use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::core::DynamicObject;
@@ -42,7 +47,7 @@ impl Who {
 
 /// One row of the matrix.
 struct Attempt {
-    what: &'static str,
+    what: String,
     /// The escalating object (engine or experiment) and the namespace each user sends it to.
     attempt: Value,
     /// Namespace of the attempt for alice and carol / for bob.
@@ -87,6 +92,16 @@ fn experiment(name: &str, extra: Value) -> Value {
     })
 }
 
+/// The same engine as a ChaosSchedule's template (`schedule.now`: one engine at once).
+fn as_schedule(engine: &Value) -> Value {
+    json!({
+        "apiVersion": "litmuschaos.io/v1alpha1",
+        "kind": "ChaosSchedule",
+        "metadata": {"name": format!("s-{}", engine["metadata"]["name"].as_str().unwrap_or("x"))},
+        "spec": {"schedule": {"now": true}, "engineTemplateSpec": engine["spec"].clone()},
+    })
+}
+
 fn named(obj: &Value, name: &str) -> Value {
     let mut o = obj.clone();
     o["metadata"]["name"] = json!(name);
@@ -102,6 +117,12 @@ async fn create_as(who: Who, ns: &str, obj: &Value) -> Result<(), String> {
         let e: ChaosEngine = serde_json::from_value(obj.clone()).expect("engine");
         Api::<ChaosEngine>::namespaced(client, ns)
             .create(&pp, &e)
+            .await
+            .map(|_| ())
+    } else if kind == "ChaosSchedule" {
+        let s: ChaosSchedule = serde_json::from_value(obj.clone()).expect("schedule");
+        Api::<ChaosSchedule>::namespaced(client, ns)
+            .create(&pp, &s)
             .await
             .map(|_| ())
     } else {
@@ -136,7 +157,7 @@ fn rbac(ns: &str, name: &str, rules: Value, users: &[Who]) -> String {
 }
 
 fn chaos_rules() -> Value {
-    json!([{"apiGroups": ["litmuschaos.io"], "resources": ["chaosengines", "chaosexperiments"],
+    json!([{"apiGroups": ["litmuschaos.io"], "resources": ["chaosengines", "chaosexperiments", "chaosschedules"],
             "verbs": ["get", "list", "create", "update", "patch", "delete"]}])
 }
 
@@ -174,16 +195,15 @@ async fn escalation_matrix() {
             "admissionPolicy.allowedTolerationKeys={dedicated}".into(),
         ],
     );
-    assert_eq!(
-        yaml.matches("kind: ValidatingAdmissionPolicy\n").count(),
-        2,
-        "{yaml}"
-    );
-    assert_eq!(
-        yaml.matches("kind: ValidatingAdmissionPolicyBinding\n")
-            .count(),
-        2
-    );
+    // engine, experiment, schedule, author-record; the author-recording mutation.
+    for (kind, n) in [
+        ("ValidatingAdmissionPolicy", 4),
+        ("ValidatingAdmissionPolicyBinding", 4),
+        ("MutatingAdmissionPolicy", 1),
+        ("MutatingAdmissionPolicyBinding", 1),
+    ] {
+        assert_eq!(yaml.matches(&format!("kind: {kind}\n")).count(), n, "{kind}: {yaml}");
+    }
     env.apply_yaml(&yaml).await.expect("applying the policies");
 
     // Fixtures: a ServiceAccount bound to cluster-admin, Secrets, the users' rights.
@@ -263,7 +283,7 @@ async fn escalation_matrix() {
     });
     let table = vec![
         Attempt {
-            what: "a plain engine (the baseline: carol and bob hold every right it needs)",
+            what: "a plain engine (the baseline: carol and bob hold every right it needs)".into(),
             attempt: engine(
                 "plain",
                 &a,
@@ -275,7 +295,7 @@ async fn escalation_matrix() {
             bob_variant: None,
         },
         Attempt {
-            what: "chaos in another namespace (appinfo.appns)",
+            what: "chaos in another namespace (appinfo.appns)".into(),
             attempt: engine("other-ns", &b, json!({})),
             ns_refused: a.clone(),
             ns_bob: a.clone(),
@@ -285,7 +305,7 @@ async fn escalation_matrix() {
             bob_variant: None,
         },
         Attempt {
-            what: "a chaosServiceAccount bound to cluster-admin",
+            what: "a chaosServiceAccount bound to cluster-admin".into(),
             attempt: {
                 let mut e = engine("admin-sa", &a, json!({}));
                 e["spec"]["chaosServiceAccount"] = json!("admin-sa");
@@ -300,7 +320,7 @@ async fn escalation_matrix() {
             bob_variant: None,
         },
         Attempt {
-            what: "a privileged, hostPID, hostPath ChaosExperiment",
+            what: "a privileged, hostPID, hostPath ChaosExperiment".into(),
             attempt: experiment("host-chaos", host.clone()),
             ns_refused: a.clone(),
             ns_bob: p.clone(),
@@ -310,7 +330,7 @@ async fn escalation_matrix() {
             bob_variant: None,
         },
         Attempt {
-            what: "a Secret the author cannot read (engine secrets)",
+            what: "a Secret the author cannot read (engine secrets)".into(),
             attempt: engine(
                 "hidden-secret",
                 &a,
@@ -324,7 +344,7 @@ async fn escalation_matrix() {
             bob_variant: None,
         },
         Attempt {
-            what: "a Secret the author cannot read (env secretKeyRef)",
+            what: "a Secret the author cannot read (env secretKeyRef)".into(),
             attempt: engine(
                 "hidden-env",
                 &a,
@@ -336,7 +356,7 @@ async fn escalation_matrix() {
             bob_variant: None,
         },
         Attempt {
-            what: "an experimentImage off the allow-list",
+            what: "an experimentImage off the allow-list".into(),
             attempt: engine(
                 "evil-image",
                 &a,
@@ -352,7 +372,7 @@ async fn escalation_matrix() {
             )),
         },
         Attempt {
-            what: "a ChaosExperiment image off the allow-list",
+            what: "a ChaosExperiment image off the allow-list".into(),
             attempt: experiment("evil-def", json!({"image": "evil.example.com/x:1"})),
             ns_refused: a.clone(),
             ns_bob: a.clone(),
@@ -360,7 +380,7 @@ async fn escalation_matrix() {
             bob_variant: Some(experiment("good-def", json!({}))),
         },
         Attempt {
-            what: "tolerating every taint",
+            what: "tolerating every taint".into(),
             attempt: engine(
                 "tolerate-all",
                 &a,
@@ -376,6 +396,22 @@ async fn escalation_matrix() {
             )),
         },
     ];
+    // Each engine row again as a ChaosSchedule: the same rights, the same refusals.
+    let schedules: Vec<Attempt> = table
+        .iter()
+        .filter(|r| r.attempt["kind"] == "ChaosEngine")
+        .map(|r| Attempt {
+            what: format!("schedule: {}", r.what),
+            attempt: as_schedule(&r.attempt),
+            ns_refused: r.ns_refused.clone(),
+            ns_bob: r.ns_bob.clone(),
+            carol_refused: r.carol_refused.clone(),
+            bob_variant: r.bob_variant.as_ref().map(as_schedule),
+        })
+        .collect();
+    assert_eq!(schedules.len(), 7, "engine rows");
+    let mut table = table;
+    table.extend(schedules);
 
     let mut failures = Vec::new();
     for row in &table {
@@ -390,7 +426,7 @@ async fn escalation_matrix() {
         } else {
             &row.ns_refused
         };
-        let alice_missing = if kind == "ChaosEngine" {
+        let alice_missing = if kind != "ChaosExperiment" {
             "missing permission create jobs"
         } else {
             "missing permission create pods"
@@ -456,6 +492,65 @@ async fn escalation_matrix() {
     let engines = |who: Who| async move {
         Api::<ChaosEngine>::namespaced(chart::client_as(who.user()).await, a_ref)
     };
+
+    // The recorded author: who wrote the spec, with their groups; nobody else can change it.
+    let author_of = async |name: &str| {
+        let e = Api::<ChaosEngine>::namespaced(env.client(), &a)
+            .get(name)
+            .await
+            .map(|e| e.metadata.annotations.unwrap_or_default());
+        let s = Api::<ChaosSchedule>::namespaced(env.client(), &a)
+            .get(&format!("s-{name}"))
+            .await
+            .map(|s| s.metadata.annotations.unwrap_or_default());
+        (
+            e.ok().and_then(|m| m.get(AUTHOR_ANNOTATION).cloned()),
+            s.ok().and_then(|m| m.get(AUTHOR_ANNOTATION).cloned()),
+        )
+    };
+    for name in ["plain-bob", "plain-carol"] {
+        let user = name.trim_start_matches("plain-").to_string();
+        let got = author_of(name).await;
+        if got != (Some(user.clone()), Some(user.clone())) {
+            failures.push(format!("{name}: recorded authors (engine, schedule) {got:?}, want {user}"));
+        }
+    }
+    let groups = Api::<ChaosEngine>::namespaced(env.client(), &a)
+        .get("plain-bob")
+        .await
+        .ok()
+        .and_then(|e| e.metadata.annotations)
+        .and_then(|m| m.get(AUTHOR_GROUPS_ANNOTATION).cloned())
+        .unwrap_or_default();
+    if !groups.split(',').any(|g| g == "system:authenticated") {
+        failures.push(format!("plain-bob: recorded groups {groups:?}"));
+    }
+    for forged in [json!("alice"), Value::Null] {
+        let patch = json!({"metadata": {"annotations": {AUTHOR_ANNOTATION: forged}}});
+        let outcome = engines(Who::Alice)
+            .await
+            .patch("plain-bob", &PatchParams::default(), &Patch::Merge(&patch))
+            .await;
+        let author = author_of("plain-bob").await.0;
+        if author.as_deref() != Some("bob") {
+            failures.push(format!(
+                "alice setting the author of plain-bob to {forged}: {:?}, author now {author:?}",
+                outcome.map(|_| ())
+            ));
+        }
+    }
+    let forged_create = {
+        let mut e = engine("forged-author", &a, json!({}));
+        e["metadata"]["annotations"] = json!({AUTHOR_ANNOTATION: "bob"});
+        e
+    };
+    match create_as(Who::Carol, &a, &forged_create).await {
+        Ok(()) if author_of("forged-author").await.0.as_deref() == Some("carol") => {}
+        other => failures.push(format!(
+            "carol creating an engine that names bob as author: {other:?}, author {:?}",
+            author_of("forged-author").await.0
+        )),
+    }
     let to_admin = json!({"spec": {"chaosServiceAccount": "admin-sa"}});
     match engines(Who::Carol)
         .await
@@ -513,6 +608,8 @@ async fn escalation_matrix() {
     for kind in [
         "ValidatingAdmissionPolicyBinding",
         "ValidatingAdmissionPolicy",
+        "MutatingAdmissionPolicyBinding",
+        "MutatingAdmissionPolicy",
     ] {
         let ar = ApiResource {
             group: "admissionregistration.k8s.io".into(),

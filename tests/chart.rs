@@ -93,6 +93,12 @@ fn controller_rules() -> Rules {
         ("", "events", &["create", "patch", "get"]),
         ("", "configmaps", &["get"]),
         ("", "serviceaccounts", &["get"]),
+        // The launch-time re-check of the recorded author (src/controller/author.rs).
+        (
+            "authorization.k8s.io",
+            "localsubjectaccessreviews",
+            &["create"],
+        ),
     ])
 }
 
@@ -416,6 +422,8 @@ fn default_values_render_exact_cluster_wide_rbac_and_a_restricted_deployment() {
                 "RoleBinding",
                 "ValidatingAdmissionPolicy",
                 "ValidatingAdmissionPolicyBinding",
+                "MutatingAdmissionPolicy",
+                "MutatingAdmissionPolicyBinding",
             ]),
         || format!("{at}: rendered kinds {rendered:?}"),
     );

@@ -41,9 +41,31 @@ fn rules_mention(role: &Value, resource: &str) -> bool {
 #[test]
 fn defaults_policy_on_kill_switch_on_no_secrets() {
     let d = docs(&[]);
-    assert_eq!(of_kind(&d, "ValidatingAdmissionPolicy").len(), 2);
+    // engine, experiment and schedule checks, and the guard of the recorded author.
+    let policies: Vec<&str> = of_kind(&d, "ValidatingAdmissionPolicy")
+        .iter()
+        .filter_map(|p| p["metadata"]["name"].as_str())
+        .collect();
+    assert_eq!(
+        policies,
+        [
+            "cs-chaos-conductor-engine-author",
+            "cs-chaos-conductor-experiment-author",
+            "cs-chaos-conductor-schedule-author",
+            "cs-chaos-conductor-author-record",
+        ]
+    );
     let bindings = of_kind(&d, "ValidatingAdmissionPolicyBinding");
-    assert_eq!(bindings.len(), 2);
+    assert_eq!(bindings.len(), 4);
+    let mutating = of_kind(&d, "MutatingAdmissionPolicy");
+    assert_eq!(mutating.len(), 1, "the author is recorded");
+    assert_eq!(mutating[0]["spec"]["failurePolicy"], "Fail");
+    assert_eq!(of_kind(&d, "MutatingAdmissionPolicyBinding").len(), 1);
+    let cr = of_kind(&d, "ClusterRole")[0];
+    assert!(
+        rules_mention(cr, "localsubjectaccessreviews"),
+        "the launch-time re-check: {cr}"
+    );
     for b in &bindings {
         assert_eq!(b["spec"]["validationActions"], serde_json::json!(["Deny"]));
         assert!(
@@ -97,6 +119,7 @@ fn values_turn_things_off_and_scope_secrets() {
         "rbac.secretsReadNamespaces={team-a,team-b}",
     ]);
     assert!(of_kind(&d, "ValidatingAdmissionPolicy").is_empty());
+    assert!(of_kind(&d, "MutatingAdmissionPolicy").is_empty());
     assert!(of_kind(&d, "ConfigMap").is_empty());
     assert_eq!(env_of(&d, "HALT_CONFIGMAP").as_deref(), Some(""));
     assert_eq!(
@@ -125,6 +148,9 @@ fn watch_namespace_binds_the_policy_to_that_namespace_and_no_namespace_watch() {
         "--set",
         "admissionPolicy.validationActions={Warn,Audit}",
     ]);
+    // A dry run records no author (nothing may be held at launch either) and has no author guard.
+    assert!(of_kind(&d, "MutatingAdmissionPolicy").is_empty());
+    assert_eq!(of_kind(&d, "ValidatingAdmissionPolicyBinding").len(), 3);
     for b in of_kind(&d, "ValidatingAdmissionPolicyBinding") {
         assert_eq!(
             b["spec"]["matchResources"]["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"],

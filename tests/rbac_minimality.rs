@@ -3,7 +3,9 @@
 //! removed it binds those rules to a fresh ServiceAccount in a test namespace, runs the real
 //! controller binary with only that ServiceAccount's token (`--watch-namespace`: it acts in that
 //! namespace only), runs one engine to its verdict and aborts a second one (`engineState: stop` →
-//! `stopped`, no chaos pods left), with the fake litmus-go experiment of tests/support. It prints a
+//! `stopped`, no chaos pods left), with the fake litmus-go experiment of tests/support. Both engines
+//! carry a recorded author (`chaos-conductor.io/author`, as the chart's admission policy writes it)
+//! who may launch there, so the launch-time re-check (src/controller/author.rs) runs too. It prints a
 //! table rule → what broke, and fails when the baseline breaks or a rule's removal breaks nothing.
 //!
 //! Ignored: run it by hand against the local cluster (scripts/cluster up), after a change to the
@@ -35,6 +37,8 @@ use support::*;
 
 /// The ServiceAccount the controller runs as in each variant.
 const CONDUCTOR_SA: &str = "conductor";
+/// The recorded author of the engines (a user with create jobs/pods in the test namespace).
+const AUTHOR: &str = "rbacmin-author";
 
 fn phase_timeout() -> Duration {
     let secs = std::env::var("RBAC_MIN_TIMEOUT")
@@ -156,7 +160,21 @@ fn engine(name: &str, experiment: &str) -> chaos_conductor::api::ChaosEngine {
     EngineBuilder::new(name)
         .service_account(SAMPLE_SA)
         .experiment(experiment)
+        .annotation(chaos_conductor::controller::author::AUTHOR_ANNOTATION, AUTHOR)
         .build()
+}
+
+/// The author's rights: what a run needs (src/controller/author.rs NEEDED).
+fn author_rights(ns: &str) -> String {
+    let role = json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+        "metadata": {"name": AUTHOR, "namespace": ns},
+        "rules": [{"apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["create"]},
+                  {"apiGroups": [""], "resources": ["pods"], "verbs": ["create"]}]});
+    let binding = json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+        "metadata": {"name": AUTHOR, "namespace": ns},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": AUTHOR},
+        "subjects": [{"kind": "User", "name": AUTHOR, "apiGroup": "rbac.authorization.k8s.io"}]});
+    format!("---\n{role}\n---\n{binding}\n")
 }
 
 fn status_of(e: &chaos_conductor::api::ChaosEngine) -> (String, String) {
@@ -226,6 +244,9 @@ async fn run_variant(k: usize, rules: Vec<PolicyRule>) -> Vec<String> {
     let ns = env.ns().to_string();
     let admin = env.client();
     env.create_service_account(CONDUCTOR_SA).await;
+    env.apply_yaml(&author_rights(&ns))
+        .await
+        .expect("the recorded author's rights");
     let role_name = format!("rbacmin-{ns}");
     bind(&admin, &role_name, &ns, rules).await;
     let dir = tempfile::tempdir().expect("temp dir");

@@ -377,12 +377,17 @@ fn ending(engine: &ChaosEngine) -> bool {
         || aborting
 }
 
+/// Whether `decision` starts a run (also the point where src/controller/author.rs re-checks the
+/// engine's recorded author).
+pub(crate) fn starts_run(engine: &ChaosEngine, decision: &Decision) -> bool {
+    !running(engine)
+        && decision.status.engine_status == engine_status::INITIALIZED
+        && decision.status.run_id.is_some()
+}
+
 /// Whether `decision` would start a run or create a Job.
 fn launches(engine: &ChaosEngine, decision: &Decision) -> bool {
-    let starts = !running(engine)
-        && decision.status.engine_status == engine_status::INITIALIZED
-        && decision.status.run_id.is_some();
-    starts
+    starts_run(engine, decision)
         || decision
             .effects()
             .any(|e| matches!(e, Effect::CreateJob(_)))
@@ -514,7 +519,7 @@ fn hold(engine: &ChaosEngine, observed: &Observed, e: &Engaged, now: Timestamp) 
 
 /// Adds an Event to the decision the way `plan` does: into the status outbox
 /// (`status.pendingEvents`, delivered by the shell after the write) and as an effect (logged).
-fn owe(d: &mut Decision, observed: &Observed, now: Timestamp, ev: EventSpec) {
+pub(crate) fn owe(d: &mut Decision, observed: &Observed, now: Timestamp, ev: EventSpec) {
     let status = &mut d.status;
     if let Some(delivered) = observed.events_delivered {
         status.pending_events.retain(|e| (e.run, e.seq) > delivered);

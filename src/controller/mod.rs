@@ -1,6 +1,7 @@
 //! The imperative shell: watches, the read step, the write step, and the reconcile loop around the
 //! pure core in [`crate::engine`].
 pub mod apply;
+pub mod author;
 pub mod context;
 pub mod error;
 pub mod events;
