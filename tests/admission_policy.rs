@@ -202,7 +202,11 @@ async fn escalation_matrix() {
         ("MutatingAdmissionPolicy", 1),
         ("MutatingAdmissionPolicyBinding", 1),
     ] {
-        assert_eq!(yaml.matches(&format!("kind: {kind}\n")).count(), n, "{kind}: {yaml}");
+        assert_eq!(
+            yaml.matches(&format!("kind: {kind}\n")).count(),
+            n,
+            "{kind}: {yaml}"
+        );
     }
     env.apply_yaml(&yaml).await.expect("applying the policies");
 
@@ -512,7 +516,9 @@ async fn escalation_matrix() {
         let user = name.trim_start_matches("plain-").to_string();
         let got = author_of(name).await;
         if got != (Some(user.clone()), Some(user.clone())) {
-            failures.push(format!("{name}: recorded authors (engine, schedule) {got:?}, want {user}"));
+            failures.push(format!(
+                "{name}: recorded authors (engine, schedule) {got:?}, want {user}"
+            ));
         }
     }
     let groups = Api::<ChaosEngine>::namespaced(env.client(), &a)

@@ -62,7 +62,11 @@ fn completed(e: &ChaosEngine) -> bool {
 
 async fn jobs_of(env: &TestEnv, e: &ChaosEngine) -> usize {
     let lp = ListParams::default().labels(&format!("chaosUID={}", e.uid().unwrap_or_default()));
-    env.jobs().list(&lp).await.map(|l| l.items.len()).unwrap_or(0)
+    env.jobs()
+        .list(&lp)
+        .await
+        .map(|l| l.items.len())
+        .unwrap_or(0)
 }
 
 #[tokio::test]
@@ -105,34 +109,46 @@ async fn a_lacking_author_holds_the_run_until_the_permission_is_back() {
     assert_eq!(jobs_of(&env, &dave).await, 0, "a held engine has no Job");
     let events = env.engine_events("dave-engine").await;
     assert!(
-        events
-            .iter()
-            .any(|e| e.reason == AUTHOR_HELD_REASON && e.type_ == "Warning"
-                && e.message.contains("recorded author dave")),
+        events.iter().any(|e| e.reason == AUTHOR_HELD_REASON
+            && e.type_ == "Warning"
+            && e.message.contains("recorded author dave")),
         "{events:?}"
     );
     // The schedule's engine carries the schedule's author and is held too.
     let scheduled = env
-        .wait_for("the schedule's engine", Duration::from_secs(60), async || {
-            let list = env.engines().list(&ListParams::default()).await?;
-            list.items
-                .into_iter()
-                .find(|e| {
-                    e.owner_references()
-                        .iter()
-                        .any(|o| o.kind == "ChaosSchedule" && o.name == "dave-schedule")
-                })
-                .ok_or_else(|| anyhow::anyhow!("no engine of dave-schedule yet"))
-        })
+        .wait_for(
+            "the schedule's engine",
+            Duration::from_secs(60),
+            async || {
+                let list = env.engines().list(&ListParams::default()).await?;
+                list.items
+                    .into_iter()
+                    .find(|e| {
+                        e.owner_references()
+                            .iter()
+                            .any(|o| o.kind == "ChaosSchedule" && o.name == "dave-schedule")
+                    })
+                    .ok_or_else(|| anyhow::anyhow!("no engine of dave-schedule yet"))
+            },
+        )
         .await;
     let scheduled_name = scheduled.name_any();
     assert_eq!(
-        scheduled.annotations().get(AUTHOR_ANNOTATION).map(String::as_str),
+        scheduled
+            .annotations()
+            .get(AUTHOR_ANNOTATION)
+            .map(String::as_str),
         Some("dave"),
         "{:?}",
         scheduled.annotations()
     );
-    let scheduled = wait_engine(&env, &scheduled_name, "held for the schedule's author", held).await;
+    let scheduled = wait_engine(
+        &env,
+        &scheduled_name,
+        "held for the schedule's author",
+        held,
+    )
+    .await;
     assert_eq!(jobs_of(&env, &scheduled).await, 0);
     // Rights through a group, and no recorded author: both run.
     wait_engine(&env, "erin-engine", "completed (group rights)", completed).await;

@@ -133,6 +133,8 @@ async fn delete_policies(env: &TestEnv, release: &str) {
     for kind in [
         "ValidatingAdmissionPolicyBinding",
         "ValidatingAdmissionPolicy",
+        "MutatingAdmissionPolicyBinding",
+        "MutatingAdmissionPolicy",
     ] {
         let ar = ApiResource {
             group: "admissionregistration.k8s.io".into(),
@@ -215,12 +217,21 @@ async fn halt_during_twenty_running_engines_then_resume() {
     );
     let api = env.engines();
 
-    // One engine runs to its verdict first, to be restarted while the switch is engaged.
+    // One engine runs to its verdict first, to be restarted while the switch is engaged. The
+    // chart's policy recorded its author, so that run also passed the launch-time re-check of the
+    // author (src/controller/author.rs) with the chart's RBAC.
     env.create(&engine("again", "container-kill")).await;
-    wait_engine(&env, "again", "completed and resting at stop", |e| {
+    let again = wait_engine(&env, "again", "completed and resting at stop", |e| {
         status(e).engine_status == "completed" && e.spec.engine_state.as_deref() == Some("stop")
     })
     .await;
+    assert!(
+        again
+            .annotations()
+            .contains_key(chaos_conductor::controller::author::AUTHOR_ANNOTATION),
+        "the author is recorded: {:?}",
+        again.annotations()
+    );
 
     let names: Vec<String> = (0..RUNNING).map(|i| format!("run-{i:02}")).collect();
     for n in &names {

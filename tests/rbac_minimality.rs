@@ -160,7 +160,10 @@ fn engine(name: &str, experiment: &str) -> chaos_conductor::api::ChaosEngine {
     EngineBuilder::new(name)
         .service_account(SAMPLE_SA)
         .experiment(experiment)
-        .annotation(chaos_conductor::controller::author::AUTHOR_ANNOTATION, AUTHOR)
+        .annotation(
+            chaos_conductor::controller::author::AUTHOR_ANNOTATION,
+            AUTHOR,
+        )
         .build()
 }
 

@@ -142,7 +142,9 @@ pub async fn missing(
         let answer = api
             .create(&PostParams::default(), &review(author, namespace, p))
             .await
-            .during("asking whether the engine's author may still launch (LocalSubjectAccessReview)")?;
+            .during(
+                "asking whether the engine's author may still launch (LocalSubjectAccessReview)",
+            )?;
         if !answer.status.is_some_and(|s| s.allowed) {
             out.push(p);
         }
@@ -236,9 +238,9 @@ fn hold(
         .conditions
         .iter()
         .any(|c| c.type_ == HELD_CONDITION);
-    status.conditions.retain(|c| {
-        c.type_ != AUTHOR_CONDITION && (c.type_ != HELD_CONDITION || switch_holds)
-    });
+    status
+        .conditions
+        .retain(|c| c.type_ != AUTHOR_CONDITION && (c.type_ != HELD_CONDITION || switch_holds));
     status.conditions.push(Condition {
         type_: AUTHOR_CONDITION.into(),
         status: "True".into(),
@@ -281,7 +283,13 @@ pub async fn check_launch(
     if !lacking.is_empty() {
         tracing::warn!(author = %author.user, ?lacking, "engine held: its recorded author lacks a permission to launch");
     }
-    Ok(gate(engine, observed, decision, Some((&author, &lacking)), now))
+    Ok(gate(
+        engine,
+        observed,
+        decision,
+        Some((&author, &lacking)),
+        now,
+    ))
 }
 
 #[cfg(test)]
@@ -348,7 +356,11 @@ mod tests {
         assert_eq!(r.spec.groups, None, "no empty group list is sent");
         let attrs = r.spec.resource_attributes.expect("resource attributes");
         assert_eq!(
-            (attrs.verb.as_deref(), attrs.group.as_deref(), attrs.resource.as_deref()),
+            (
+                attrs.verb.as_deref(),
+                attrs.group.as_deref(),
+                attrs.resource.as_deref()
+            ),
             (Some("create"), Some("batch"), Some("jobs"))
         );
         assert_eq!(attrs.namespace.as_deref(), Some("ns"));
@@ -362,7 +374,10 @@ mod tests {
         let cfg = PlanConfig::default();
         let e = engine(&[(AUTHOR_ANNOTATION, "alice")]);
         let start = plan(&e, &Observed::default(), now, &cfg);
-        assert!(starts_run(&e, &start), "a fresh engine starts a run: {start:?}");
+        assert!(
+            starts_run(&e, &start),
+            "a fresh engine starts a run: {start:?}"
+        );
         let alice = recorded_author(&e).expect("author");
         let d = gate(
             &e,
@@ -402,7 +417,12 @@ mod tests {
             now,
         );
         assert!(starts_run(&held, &go));
-        assert!(!go.status.conditions.iter().any(|c| c.type_ == AUTHOR_CONDITION));
+        assert!(
+            !go.status
+                .conditions
+                .iter()
+                .any(|c| c.type_ == AUTHOR_CONDITION)
+        );
         assert!(reasons(&go).contains(&AUTHOR_PERMITTED_REASON.to_string()));
         // Stopped while held: the stale condition goes, silently.
         let mut stopped = held.clone();
@@ -414,7 +434,12 @@ mod tests {
             None,
             now,
         );
-        assert!(!d.status.conditions.iter().any(|c| c.type_ == AUTHOR_CONDITION));
+        assert!(
+            !d.status
+                .conditions
+                .iter()
+                .any(|c| c.type_ == AUTHOR_CONDITION)
+        );
         assert!(!starts_run(&stopped, &d));
     }
 
