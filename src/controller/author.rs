@@ -172,8 +172,8 @@ pub fn held_message(author: &Author, namespace: &str, lacking: &[Permission]) ->
     )
 }
 
-/// The decision after the author check. `lacking` is `None` when no check was made (the decision
-/// starts no run, or there is no recorded author), else what the author lacks.
+/// The decision after the author check. `check` is `None` when no check was made (the decision
+/// starts no run, or there is no recorded author), else the author and what they lack.
 /// - no check: `decision` as is, minus a stale condition once the engine no longer wants to run;
 /// - nothing lacking: `decision` minus the condition (with a Normal Event if it was there);
 /// - something lacking: the engine held (stored status, the condition, the message, a Warning
@@ -441,6 +441,61 @@ mod tests {
                 .any(|c| c.type_ == AUTHOR_CONDITION)
         );
         assert!(!starts_run(&stopped, &d));
+    }
+
+    #[test]
+    fn a_kill_switch_released_in_the_same_pass_leaves_no_held_condition() {
+        let now = Timestamp::now();
+        let mut e = engine(&[(AUTHOR_ANNOTATION, "alice")]);
+        let mut stored = crate::api::ChaosEngineStatus::default();
+        stored.conditions.push(Condition {
+            type_: HELD_CONDITION.into(),
+            status: "True".into(),
+            reason: "KillSwitchEngaged".into(),
+            message: "held".into(),
+            last_transition_time: Time(now),
+            observed_generation: None,
+        });
+        e.status = Some(stored);
+        // The switch's gate already dropped `Held` from this start decision.
+        let start = plan(&e, &Observed::default(), now, &PlanConfig::default());
+        let mut released = start.clone();
+        released
+            .status
+            .conditions
+            .retain(|c| c.type_ != HELD_CONDITION);
+        let alice = recorded_author(&e).expect("author");
+        let d = gate(
+            &e,
+            &Observed::default(),
+            released,
+            Some((&alice, &NEEDED)),
+            now,
+        );
+        let types: Vec<&str> = d
+            .status
+            .conditions
+            .iter()
+            .map(|c| c.type_.as_str())
+            .collect();
+        assert_eq!(types, vec![AUTHOR_CONDITION]);
+        // Still engaged (the decision keeps `Held`): both stay.
+        let mut engaged = start;
+        engaged.status.conditions = e.status.clone().unwrap_or_default().conditions;
+        let d = gate(
+            &e,
+            &Observed::default(),
+            engaged,
+            Some((&alice, &NEEDED)),
+            now,
+        );
+        let types: Vec<&str> = d
+            .status
+            .conditions
+            .iter()
+            .map(|c| c.type_.as_str())
+            .collect();
+        assert_eq!(types, vec![HELD_CONDITION, AUTHOR_CONDITION]);
     }
 
     #[test]
