@@ -17,6 +17,7 @@ Every timestamp is taken on this host with time.time(); all processes share the 
 so the watch-side timestamps include our own scheduling delay (the numbers are upper bounds).
 """
 import argparse
+import calendar
 import concurrent.futures as cf
 import http.client
 import json
@@ -120,6 +121,14 @@ class Kube:
                 log(f"watch {path}: {e!r}; restarting")
                 rv = None
                 time.sleep(0.5)
+
+
+def log_time(ts):
+    """Seconds since the epoch of a log timestamp such as 2026-11-27T00:05:15.776966Z."""
+    m = re.match(r"(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)(\.\d+)?Z", ts)
+    if not m:
+        return None
+    return calendar.timegm(tuple(int(x) for x in m.groups()[:6])) + float(m.group(7) or 0)
 
 
 def pct(values, p):
@@ -469,8 +478,9 @@ class Bench:
     def log_offset(self):
         return os.path.getsize(self.proc_log)
 
-    def requests_between(self, start, end=None):
-        """The controller's HTTP requests logged between two offsets of its log."""
+    def requests_between(self, start, end=None, window=None):
+        """The controller's HTTP requests logged between two offsets of its log; with `window`
+        (t0, t1), only those whose log timestamp lies in it."""
         with open(self.proc_log, "rb") as f:
             f.seek(start)
             data = f.read() if end is None else f.read(end - start)
@@ -482,6 +492,10 @@ class Bench:
                 j = json.loads(line)
             except ValueError:
                 continue
+            if window is not None:
+                t = log_time(j.get("timestamp", ""))
+                if t is None or not window[0] <= t <= window[1]:
+                    continue
             span = j.get("span") or {}
             method, url = span.get("http.method"), span.get("http.url")
             if method and url:
@@ -599,7 +613,14 @@ class Bench:
             tot, by = self.summarize_requests(reqs)
             c = self.tr.created[uid]
             run_len = self.tr.completed[uid] - c["t_send"]
-            per_run.append(dict(totals=tot, by=by, run_seconds=run_len,
+            # while the experiment runs: from Running seen + 1 s to the experiment's verdict write
+            running = None
+            t_run, t_fin = self.tr.exp_running.get(uid), self.tr.result_final.get(uid)
+            if t_run and t_fin and t_fin > t_run + 1:
+                w = (t_run + 1, t_fin)
+                n = len(self.requests_between(off0, last, window=w))
+                running = dict(seconds=w[1] - w[0], requests=n)
+            per_run.append(dict(totals=tot, by=by, run_seconds=run_len, while_running=running,
                                 apiserver_delta={"|".join(k): v for k, v in self.api_delta(api0, api1).items()}))
             log(f"api-cost run {i}: {tot} in {run_len:.1f}s: {by}")
         self.run_for, self.awaited_first = 0.0, False
