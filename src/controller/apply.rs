@@ -37,13 +37,6 @@ pub async fn apply(
     let mut current = engine.clone();
     let mut fenced = false;
     let mut replan = false;
-    for effect in &decision.before_status {
-        if needs_fence(effect) && !fenced {
-            fence_write(ctx, &mut current).await?;
-            fenced = true;
-        }
-        replan |= run_effect(ctx, &ns, &mut current, effect).await?;
-    }
     let (events, rest): (Vec<&Effect>, Vec<&Effect>) = decision
         .after_status
         .iter()
@@ -54,11 +47,34 @@ pub async fn apply(
         Effect::StopEngine { clear_abort } => Some(*clear_abort),
         _ => None,
     });
-    let fold_stop = stop.filter(|_| ctx.status_mode == StatusMode::MainResource);
+    let main_resource = ctx.status_mode == StatusMode::MainResource;
+    let fold_stop = stop.filter(|_| main_resource);
+    // Likewise the finalizer of a first pass goes into its status write there (the launch intent,
+    // docs/performance.md): it is on the engine before any Job exists, in one conditional write.
+    // The status subresource ignores metadata, so on our CRD it stays a write of its own.
+    let old_status = current.status.clone().unwrap_or_default();
+    let status_written = fold_stop.is_some() || status_changed(&old_status, &decision.status);
+    let fold_finalizer = main_resource
+        && status_written
+        && decision
+            .before_status
+            .iter()
+            .any(|e| matches!(e, Effect::AddFinalizer));
+    for effect in &decision.before_status {
+        if fold_finalizer && matches!(effect, Effect::AddFinalizer) {
+            continue;
+        }
+        if needs_fence(effect) && !fenced {
+            fence_write(ctx, &mut current).await?;
+            fenced = true;
+        }
+        replan |= run_effect(ctx, &ns, &mut current, effect).await?;
+    }
     let previous_phase = current.status.as_ref().map(|s| s.phase.clone());
     let how = StatusWrite {
         stop_follows: stop.is_some(),
         fold_stop,
+        add_finalizer: fold_finalizer,
         force: false,
     };
     fenced |= write_status(ctx, &mut current, &decision.status, how).await?;
@@ -333,10 +349,11 @@ async fn write_status(
     let StatusWrite {
         stop_follows,
         fold_stop,
+        add_finalizer,
         force,
     } = how;
     let old = current.status.clone().unwrap_or_default();
-    if !status_changed(&old, desired) && fold_stop.is_none() && !force {
+    if !status_changed(&old, desired) && fold_stop.is_none() && !add_finalizer && !force {
         return Ok(false);
     }
     ctx.settings.fence.check()?;
@@ -367,6 +384,9 @@ async fn write_status(
     let mut body = json!({ "status": status_patch(&old, &desired)? });
     if let Some(rv) = &current.metadata.resource_version {
         body["metadata"] = json!({ "resourceVersion": rv });
+    }
+    if add_finalizer {
+        body["metadata"]["finalizers"] = json!(with_finalizer(current));
     }
     if let Some(clear_abort) = fold_stop {
         body["spec"] = json!({"engineState": "stop"});
@@ -424,8 +444,29 @@ struct StatusWrite {
     stop_follows: bool,
     /// `engineState: stop` goes into this same patch (`Some(clear_abort)`), Litmus's CRD only.
     fold_stop: Option<bool>,
+    /// Our finalizer goes into this same patch, Litmus's CRD only.
+    add_finalizer: bool,
     /// Write even if nothing but generations changed.
     force: bool,
+}
+
+fn has_finalizer(engine: &ChaosEngine) -> bool {
+    engine
+        .metadata
+        .finalizers
+        .iter()
+        .flatten()
+        .any(|f| f == FINALIZER)
+}
+
+/// The engine's finalizers with ours added (a merge patch replaces the list whole; the write's
+/// resourceVersion precondition keeps anyone else's that were added meanwhile).
+fn with_finalizer(engine: &ChaosEngine) -> Vec<String> {
+    let mut finalizers = engine.metadata.finalizers.clone().unwrap_or_default();
+    if !finalizers.iter().any(|f| f == FINALIZER) {
+        finalizers.push(FINALIZER.into());
+    }
+    finalizers
 }
 
 /// Runs one effect; `Ok(true)` when the engine must be planned again at once.
@@ -454,11 +495,10 @@ async fn run_other(
     let chaos_selector = ListParams::default().labels(&format!("{CHAOS_UID_LABEL}={uid}"));
     match effect {
         Effect::AddFinalizer => {
-            let mut finalizers = current.metadata.finalizers.clone().unwrap_or_default();
-            if finalizers.iter().any(|f| f == FINALIZER) {
+            if has_finalizer(current) {
                 return Ok(());
             }
-            finalizers.push(FINALIZER.into());
+            let finalizers = with_finalizer(current);
             patch_engine(
                 ctx,
                 ns,
