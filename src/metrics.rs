@@ -292,7 +292,7 @@ impl Metrics {
             let phase = e
                 .status
                 .as_ref()
-                .map(|s| s.phase.clone())
+                .map(|s| s.phase.to_string())
                 .unwrap_or_default();
             self.engines_by_phase
                 .with_label_values(&[phase.as_str()])

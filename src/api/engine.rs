@@ -9,6 +9,7 @@ use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::phase::{EnginePhase, ExperimentPhase};
 use super::schema::{free_object, preserve_unknown};
 
 /// Pattern of `spec.engineState` (Litmus CRD).
@@ -362,8 +363,9 @@ pub struct ChaosEngineStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub experiments: Vec<ExperimentStatus>,
     /// Where the run stands (see [`EnginePhase`]).
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub phase: String,
+    #[serde(default, skip_serializing_if = "EnginePhase::is_unset")]
+    #[schemars(with = "String")]
+    pub phase: EnginePhase,
     /// Summary of the experiments' verdicts (`Pass` only if all passed).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub verdict: String,
@@ -435,8 +437,9 @@ pub struct ExperimentStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_update_time: Option<String>,
     /// Our phase of this experiment (see [`ExperimentPhase`]).
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub phase: String,
+    #[serde(default, skip_serializing_if = "ExperimentPhase::is_unset")]
+    #[schemars(with = "String")]
+    pub phase: ExperimentPhase,
     /// The experiment Job's name once known.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub job_name: String,

@@ -7,6 +7,7 @@ mod crd;
 pub mod engine;
 pub mod experiment;
 pub mod limits;
+pub mod phase;
 pub mod result;
 pub mod schedule;
 pub mod schema;
@@ -14,6 +15,7 @@ pub mod schema;
 pub use crd::{all_crds, crds_yaml};
 pub use engine::*;
 pub use experiment::*;
+pub use phase::{EnginePhase, ExperimentPhase};
 pub use result::*;
 pub use schedule::*;
 

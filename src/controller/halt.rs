@@ -370,7 +370,7 @@ fn ending(engine: &ChaosEngine) -> bool {
     let aborting = engine
         .status
         .as_ref()
-        .is_some_and(|s| s.phase == EnginePhase::Aborting.as_str());
+        .is_some_and(|s| s.phase == EnginePhase::Aborting);
     engine.metadata.deletion_timestamp.is_some()
         || !engine.wants_active()
         || engine.abort_requested()
@@ -425,7 +425,7 @@ pub fn plan_gated(
                 .annotations_mut()
                 .insert(ABORT_ANNOTATION.into(), "true".into());
             let mut d = plan(&aborted, observed, now, cfg);
-            if d.status.phase == EnginePhase::Aborting.as_str() {
+            if d.status.phase == EnginePhase::Aborting {
                 d.status.message = format!("{}: removing chaos resources", e.describe());
             }
             owe(
@@ -647,7 +647,7 @@ mod tests {
         let running = engine(Some(ChaosEngineStatus {
             engine_status: engine_status::INITIALIZED.into(),
             run_id: Some(1),
-            phase: EnginePhase::Running.as_str().into(),
+            phase: EnginePhase::Running,
             ..Default::default()
         }));
         let on = state(Some("drill"));

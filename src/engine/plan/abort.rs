@@ -11,9 +11,9 @@ use crate::engine::phase::{EnginePhase, ExperimentPhase};
 impl<'a> Planner<'a> {
     pub(super) fn abort(&mut self) {
         let deleting = self.engine.metadata.deletion_timestamp.is_some();
-        if self.status.phase != EnginePhase::Aborting.as_str() {
+        if self.status.phase != EnginePhase::Aborting {
             self.sweep_once();
-            self.status.phase = EnginePhase::Aborting.as_str().into();
+            self.status.phase = EnginePhase::Aborting;
             self.status.aborted_at = Some(stamp(self.now));
             self.status.message = if deleting {
                 "engine deleted: removing chaos resources".into()
@@ -81,12 +81,12 @@ impl<'a> Planner<'a> {
             }
         }
         for i in 0..self.status.experiments.len() {
-            if !ExperimentPhase::parse(&self.status.experiments[i].phase).is_terminal() {
+            if !self.status.experiments[i].phase.is_terminal() {
                 self.abort_entry(i, None, None);
             }
         }
         self.status.engine_status = engine_status::STOPPED.into();
-        self.status.phase = EnginePhase::Stopped.as_str().into();
+        self.status.phase = EnginePhase::Stopped;
         self.status.verdict = summary_verdict(&self.status.experiments);
         self.status
             .finished_at

@@ -5,7 +5,6 @@ use super::start::{fresh_status, iterations};
 use super::{Planner, after_secs, parse_time, stamp, summary_verdict};
 use crate::api::limits::MAX_RUN_RECORDS;
 use crate::api::{ExperimentStatus, experiment_status, verdict};
-use crate::engine::phase::ExperimentPhase;
 use crate::engine::random;
 use crate::engine::schedule::{self, Start};
 
@@ -14,10 +13,8 @@ impl<'a> Planner<'a> {
         // Entries follow spec.experiments (an edit of the list during a run adds/drops entries by name).
         self.reconcile_entries();
         for i in 0..self.status.experiments.len() {
-            let phase = ExperimentPhase::parse(&self.status.experiments[i].phase);
-            match phase {
-                ExperimentPhase::Launched | ExperimentPhase::Running => self.monitor(i),
-                _ => {}
+            if self.status.experiments[i].phase.is_active() {
+                self.monitor(i);
             }
         }
         self.stop_on_failure();
@@ -56,7 +53,7 @@ impl<'a> Planner<'a> {
             .status
             .experiments
             .iter()
-            .all(|e| ExperimentPhase::parse(&e.phase).is_terminal())
+            .all(|e| e.phase.is_terminal())
         {
             let current = self.status.iteration.unwrap_or(1);
             if current < iterations(self.engine) && !self.failed_with_stop() {
@@ -93,9 +90,11 @@ impl<'a> Planner<'a> {
             .as_ref()
             .and_then(|e| e.stop_on_failure)
             == Some(true)
-            && self.status.experiments.iter().any(|e| {
-                ExperimentPhase::parse(&e.phase).is_terminal() && e.verdict != verdict::PASS
-            })
+            && self
+                .status
+                .experiments
+                .iter()
+                .any(|e| e.phase.is_terminal() && e.verdict != verdict::PASS)
     }
 
     /// `stopOnFailure`: once an experiment did not pass, the running ones are aborted (their Jobs
@@ -108,11 +107,11 @@ impl<'a> Planner<'a> {
             .status
             .experiments
             .iter()
-            .find(|e| ExperimentPhase::parse(&e.phase).is_terminal() && e.verdict != verdict::PASS)
+            .find(|e| e.phase.is_terminal() && e.verdict != verdict::PASS)
             .map(|e| e.name.clone())
             .unwrap_or_default();
         for i in 0..self.status.experiments.len() {
-            if !ExperimentPhase::parse(&self.status.experiments[i].phase).is_active() {
+            if !self.status.experiments[i].phase.is_active() {
                 continue;
             }
             let job = self.status.experiments[i].job_name.clone();

@@ -44,7 +44,7 @@ impl<'a> Planner<'a> {
             self.after.push(Effect::StopEngine { clear_abort: false });
         }
         self.status.engine_status = engine_status::COMPLETED.into();
-        self.status.phase = EnginePhase::Completed.as_str().into();
+        self.status.phase = EnginePhase::Completed;
         // With iterations the verdict covers every iteration, not only the last.
         self.status.verdict = if self.status.runs.is_empty() {
             summary_verdict(&self.status.experiments)
@@ -82,7 +82,7 @@ impl<'a> Planner<'a> {
             }
             e.status = status.into();
             e.verdict = verdict.into();
-            e.phase = phase.as_str().into();
+            e.phase = phase;
             if let Some(message) = message {
                 e.message = message;
             }
@@ -101,7 +101,7 @@ impl<'a> Planner<'a> {
             .experiments
             .iter()
             .chain(self.status.runs.iter())
-            .filter(|e| ExperimentPhase::parse(&e.phase) == ExperimentPhase::Done)
+            .filter(|e| e.phase == ExperimentPhase::Done)
             .map(|e| e.job_name.clone())
             .collect();
         for name in done {
@@ -134,17 +134,19 @@ impl<'a> Planner<'a> {
 
     /// The `Finished` condition, with its transition time kept while its status is unchanged.
     pub(super) fn conditions(&self) -> Vec<Condition> {
-        let (status, reason, message) = match self.status.phase.as_str() {
-            "Completed" => (
+        let (status, reason, message) = match &self.status.phase {
+            EnginePhase::Completed => (
                 "True",
                 "Completed",
                 format!("verdict: {}", self.status.verdict),
             ),
-            "Stopped" => ("True", "Stopped", "chaos resources removed".to_string()),
-            "Invalid" => ("True", "Invalid", self.status.message.clone()),
-            "Aborting" => ("False", "Aborting", "deleting chaos resources".to_string()),
-            "" => return self.status.conditions.clone(),
-            _ => ("False", "Running", "experiments in progress".to_string()),
+            EnginePhase::Stopped => ("True", "Stopped", "chaos resources removed".to_string()),
+            EnginePhase::Invalid => ("True", "Invalid", self.status.message.clone()),
+            EnginePhase::Aborting => ("False", "Aborting", "deleting chaos resources".to_string()),
+            unset if unset.is_unset() => return self.status.conditions.clone(),
+            EnginePhase::Running | EnginePhase::Unknown(_) => {
+                ("False", "Running", "experiments in progress".to_string())
+            }
         };
         let previous = self
             .status

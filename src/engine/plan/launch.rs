@@ -151,7 +151,7 @@ impl<'a> Planner<'a> {
         }
         let now = stamp(self.now);
         self.update_entry(i, |e| {
-            e.phase = ExperimentPhase::Launched.as_str().into();
+            e.phase = ExperimentPhase::Launched;
             e.job_name = job_name.clone();
             e.run_id = Some(run_id);
             e.launched_at.get_or_insert(now);

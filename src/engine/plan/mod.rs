@@ -35,7 +35,6 @@ use k8s_openapi::jiff::{SignedDuration, Timestamp, Unit};
 
 use super::decision::{Decision, Effect, EventSpec};
 use super::job;
-use super::phase::ExperimentPhase;
 use super::schedule::{self, Start};
 use crate::api::{ChaosEngine, ChaosEngineStatus, ChaosExperiment, ChaosResult, ExperimentStatus};
 
@@ -120,7 +119,7 @@ pub fn lookups(engine: &ChaosEngine, now: Timestamp) -> Lookups {
         status
             .experiments
             .iter()
-            .filter(|e| ExperimentPhase::parse(&e.phase) == ExperimentPhase::Pending)
+            .filter(|e| e.phase.is_pending())
             .map(|e| e.name.clone())
             .collect()
     } else {

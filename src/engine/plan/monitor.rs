@@ -61,7 +61,7 @@ impl<'a> Planner<'a> {
                 self.record_verdict(i, v, None);
                 return;
             }
-            if ExperimentPhase::parse(&entry.phase) == ExperimentPhase::Launched {
+            if entry.phase == ExperimentPhase::Launched {
                 if let Some(message) = self.observed.rejected_jobs.get(&entry.job_name) {
                     self.job_rejected(i, message.clone());
                     return;
@@ -193,7 +193,7 @@ impl<'a> Planner<'a> {
             e.experiment_pod = pod_name;
             e.status = experiment_status::RUNNING.into();
             e.verdict = verdict::AWAITED.into();
-            e.phase = ExperimentPhase::Running.as_str().into();
+            e.phase = ExperimentPhase::Running;
             e.running_at.get_or_insert(now);
         });
     }

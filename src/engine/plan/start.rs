@@ -35,7 +35,7 @@ impl<'a> Planner<'a> {
 
     fn invalid(&mut self, problem: String) {
         self.status.engine_status = engine_status::STOPPED.into();
-        self.status.phase = EnginePhase::Invalid.as_str().into();
+        self.status.phase = EnginePhase::Invalid;
         self.status.message = problem.clone();
         self.status
             .finished_at
@@ -109,12 +109,9 @@ pub(super) enum Situation {
 
 pub(super) fn situation(engine: &ChaosEngine) -> Situation {
     let status = engine.status.clone().unwrap_or_default();
-    let all_finished = !status.experiments.is_empty()
-        && status
-            .experiments
-            .iter()
-            .all(|e| ExperimentPhase::parse(&e.phase).is_terminal());
-    let aborting = status.phase == EnginePhase::Aborting.as_str();
+    let all_finished =
+        !status.experiments.is_empty() && status.experiments.iter().all(|e| e.phase.is_terminal());
+    let aborting = status.phase == EnginePhase::Aborting;
     if engine.metadata.deletion_timestamp.is_some() || engine.abort_requested() || aborting {
         return Situation::Abort;
     }
@@ -190,7 +187,7 @@ pub(super) fn fresh_status(engine: &ChaosEngine, now: Timestamp) -> ChaosEngineS
     });
     ChaosEngineStatus {
         engine_status: engine_status::INITIALIZED.into(),
-        phase: EnginePhase::Running.as_str().into(),
+        phase: EnginePhase::Running,
         run_id: Some(run_id),
         started_at: Some(stamp(now)),
         seed,
@@ -206,7 +203,7 @@ pub(super) fn fresh_status(engine: &ChaosEngine, now: Timestamp) -> ChaosEngineS
                 status: experiment_status::WAITING.into(),
                 verdict: verdict::NOT_AVAILABLE.into(),
                 last_update_time: Some(stamp(now)),
-                phase: ExperimentPhase::Pending.as_str().into(),
+                phase: ExperimentPhase::Pending,
                 run_id: Some(run_id),
                 iteration,
                 result_name: result_name(
