@@ -262,6 +262,14 @@ impl Metrics {
         self.api_writes.inc();
     }
 
+    /// Raises the in-flight gauge for as long as the returned guard lives: dropped at the end of
+    /// the pass, or when the reconcile future is cancelled or unwinds from a panic, so the gauge
+    /// never stays raised for a pass that is no longer running.
+    pub fn in_flight_guard(&self) -> InFlight {
+        self.in_flight.inc();
+        InFlight(self.in_flight.clone())
+    }
+
     /// Counts one experiment Job created.
     pub fn job_created(&self) {
         self.jobs_created.inc();
@@ -426,5 +434,63 @@ impl Metrics {
         encoder
             .encode_to_string(&self.registry.gather())
             .unwrap_or_default()
+    }
+}
+
+/// One reconcile pass counted in `chaos_conductor_reconciles_in_flight` (see
+/// [`Metrics::in_flight_guard`]); lowers the gauge when dropped.
+#[must_use = "the pass is counted only while the guard lives"]
+pub struct InFlight(IntGauge);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_in_flight_gauge_falls_when_a_pass_ends_is_cancelled_or_panics()
+    -> Result<(), prometheus::Error> {
+        let m = Arc::new(Metrics::new()?);
+        {
+            let _a = m.in_flight_guard();
+            let _b = m.in_flight_guard();
+            assert_eq!(m.in_flight.get(), 2);
+        }
+        assert_eq!(m.in_flight.get(), 0, "ended normally");
+
+        // A pass cancelled mid-await (kube-runtime drops the future on shutdown or when the
+        // object's pass is superseded): the future is dropped with its guard.
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .map_err(|e| prometheus::Error::Msg(e.to_string()))?;
+        let m2 = m.clone();
+        let timed_out = rt.block_on(async move {
+            let pass = async move {
+                let _g = m2.in_flight_guard();
+                std::future::pending::<()>().await;
+            };
+            tokio::time::timeout(std::time::Duration::from_millis(20), pass)
+                .await
+                .is_err()
+        });
+        assert!(timed_out);
+        assert_eq!(m.in_flight.get(), 0, "cancelled");
+
+        let m3 = m.clone();
+        let panicked = std::thread::spawn(move || {
+            let _g = m3.in_flight_guard();
+            panic!("reconcile panicked");
+        })
+        .join()
+        .is_err();
+        assert!(panicked);
+        assert_eq!(m.in_flight.get(), 0, "panicked");
+        Ok(())
     }
 }

@@ -12,6 +12,6 @@ pub use phase::{EnginePhase, ExperimentPhase};
 pub use plan::{Lookups, Observed, PlanConfig, aborting, lookups, plan};
 
 #[cfg(test)]
-mod fixtures;
+pub(crate) mod fixtures;
 #[cfg(test)]
 mod job_tests;
