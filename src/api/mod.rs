@@ -11,6 +11,7 @@ pub mod phase;
 pub mod result;
 pub mod schedule;
 pub mod schema;
+pub mod status;
 
 pub use crd::{all_crds, crds_yaml};
 pub use engine::*;
@@ -18,6 +19,7 @@ pub use experiment::*;
 pub use phase::{EnginePhase, ExperimentPhase};
 pub use result::*;
 pub use schedule::*;
+pub use status::*;
 
 /// API group of all four kinds.
 pub const GROUP: &str = "litmuschaos.io";
