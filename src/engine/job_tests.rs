@@ -1,4 +1,4 @@
-//! Job rendering, env precedence, volume merging and TARGETS (src/engine/job.rs), with no cluster.
+//! Job rendering, env precedence, volume merging and TARGETS (src/engine/job/), with no cluster.
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::EnvVar;
