@@ -13,7 +13,7 @@ use tracing::{debug, info, warn};
 use super::context::{Context, StatusMode};
 use super::error::{Error, KubeContext, is_status};
 use super::events;
-use crate::api::{ChaosEngine, ChaosEngineStatus, ChaosResult, FINALIZER};
+use crate::api::{ChaosEngine, ChaosEngineStatus, ChaosResult, EnginePhase, FINALIZER};
 use crate::engine::job::CHAOS_UID_LABEL;
 use crate::engine::plan::settle_result;
 use crate::engine::{Decision, Effect};
@@ -78,7 +78,7 @@ pub async fn apply(
         force: false,
     };
     fenced |= write_status(ctx, &mut current, &decision.status, how).await?;
-    log_transition(previous_phase.as_deref(), &decision.status);
+    log_transition(previous_phase.as_ref(), &decision.status);
     for effect in rest {
         if fold_stop.is_some() && matches!(effect, Effect::StopEngine { .. }) {
             continue;
@@ -228,20 +228,26 @@ async fn fence_write(ctx: &Context, current: &mut ChaosEngine) -> Result<(), Err
 }
 
 /// The engine's story at INFO: every phase change with its verdict and why.
-fn log_transition(previous: Option<&str>, status: &ChaosEngineStatus) {
-    if previous == Some(status.phase.as_str()) || status.phase.is_empty() {
+fn log_transition(previous: Option<&EnginePhase>, status: &ChaosEngineStatus) {
+    if previous == Some(&status.phase) || status.phase.is_unset() {
         return;
     }
-    match status.phase.as_str() {
-        "Completed" => {
+    match status.phase {
+        EnginePhase::Completed => {
             info!(phase = %status.phase, verdict = %status.verdict, message = %status.message, "engine completed")
         }
-        "Stopped" => {
+        EnginePhase::Stopped => {
             info!(phase = %status.phase, verdict = %status.verdict, message = %status.message, "engine stopped: chaos resources removed")
         }
-        "Aborting" => info!(phase = %status.phase, message = %status.message, "engine aborting"),
-        "Invalid" => warn!(phase = %status.phase, message = %status.message, "engine invalid"),
-        _ => info!(phase = %status.phase, "engine phase changed"),
+        EnginePhase::Aborting => {
+            info!(phase = %status.phase, message = %status.message, "engine aborting")
+        }
+        EnginePhase::Invalid => {
+            warn!(phase = %status.phase, message = %status.message, "engine invalid")
+        }
+        EnginePhase::Running | EnginePhase::Unknown(_) => {
+            info!(phase = %status.phase, "engine phase changed")
+        }
     }
 }
 
@@ -425,7 +431,7 @@ async fn sync_observed_generation(ctx: &Context, current: &mut ChaosEngine) -> R
     let Some(status) = current.status.clone() else {
         return Ok(());
     };
-    let finished = matches!(status.phase.as_str(), "Completed" | "Stopped" | "Invalid");
+    let finished = status.phase.is_finished();
     if !finished || status.observed_generation == current.metadata.generation {
         return Ok(());
     }
