@@ -110,7 +110,16 @@ async fn one_experiment_passes_with_litmus_status_job_and_events() {
             .is_some_and(|x| x.status == "Running" && x.verdict == "Awaited")
     })
     .await;
-    let e = completed(&env, "nginx-chaos").await;
+    completed(&env, "nginx-chaos").await;
+    // On our CRD the final status (status subresource) and `engineState: stop` (the main resource)
+    // are two writes, the stop second (docs/performance.md): wait for it, within the usual bound.
+    let e = wait_engine(
+        &env,
+        "nginx-chaos",
+        "engineState stop after completion (the operator writes stop on completion)",
+        |e| engine_status(e) == "completed" && e.spec.engine_state.as_deref() == Some("stop"),
+    )
+    .await;
     let (name, status, verdict, pod) = entry(&e, 0);
     assert_eq!(
         (name.as_str(), status.as_str(), verdict.as_str()),
@@ -119,11 +128,6 @@ async fn one_experiment_passes_with_litmus_status_job_and_events() {
     let st = e.status.clone().unwrap();
     assert_eq!(st.experiments[0].runner, "nginx-chaos-runner");
     assert_eq!(st.verdict, "Pass");
-    assert_eq!(
-        e.spec.engine_state.as_deref(),
-        Some("stop"),
-        "the operator writes stop on completion"
-    );
     assert!(e.finalizers().iter().any(|f| f == FINALIZER));
     // The engine writes of a run on our CRD (docs/performance.md): finalizer, launch intent,
     // Running, final status, `stop`; none more (each stored write is one watch event).
