@@ -27,7 +27,7 @@
 //! Knobs: `RBAC_MIN_PER_VERB=1` removes one verb of one rule at a time instead of whole rules
 //! (much longer; verbs used only on rare paths, e.g. events get/patch on a name conflict, show up as
 //! "not needed?" because this scenario does not reach them); `RBAC_MIN_TIMEOUT` (seconds per phase,
-//! default 30). About 8 minutes on 2 cores: the baseline takes ~15 s, a rule that breaks the
+//! default 30). About 9 minutes on 2 cores: the baseline takes ~15 s, a rule that breaks the
 //! verdict costs the phase timeout.
 mod support;
 
