@@ -17,6 +17,7 @@ Every timestamp is taken on this host with time.time(); all processes share the 
 so the watch-side timestamps include our own scheduling delay (the numbers are upper bounds).
 """
 import argparse
+import calendar
 import concurrent.futures as cf
 import http.client
 import json
@@ -122,6 +123,14 @@ class Kube:
                 time.sleep(0.5)
 
 
+def log_time(ts):
+    """Seconds since the epoch of a log timestamp such as 2026-11-27T00:05:15.776966Z."""
+    m = re.match(r"(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)(\.\d+)?Z", ts)
+    if not m:
+        return None
+    return calendar.timegm(tuple(int(x) for x in m.groups()[:6])) + float(m.group(7) or 0)
+
+
 def pct(values, p):
     if not values:
         return float("nan")
@@ -209,14 +218,54 @@ class Bench:
         if st.get("engineStatus") == "completed":
             self.tr.completed.setdefault(uid, t)
 
-    def start_watches(self):
-        ns = self.ns
+    def start_watches(self, ns=None):
+        ns = ns or self.ns
         for path, params, fn in (
             (f"/apis/batch/v1/namespaces/{ns}/jobs", "labelSelector=chaosUID", self.on_job),
             (f"/api/v1/namespaces/{ns}/pods", "labelSelector=chaosUID", self.on_pod),
             (f"{GROUP}/namespaces/{ns}/chaosengines", "limit=0", self.on_engine),
         ):
             threading.Thread(target=self.k.watch, args=(path, params, fn), daemon=True).start()
+
+    # ------------------------------------------------------------------------------ CRD modes
+    CRD_PATH = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/chaosengines.litmuschaos.io"
+
+    def served_status_subresource(self):
+        st, r = self.k.req("GET", GROUP)
+        return st == 200 and any(x.get("name") == "chaosengines/status" for x in r.get("resources", []))
+
+    def set_crd_mode(self, mode):
+        """`subresource`: our CRD (crds/, status subresource). `litmus`: Litmus's shape, as
+        tests/litmus_crds.rs installs it (no subresources, spec and status keep unknown fields), so
+        the controller writes the status on the main resource (src/controller/run.rs,
+        detect_status_mode). The original is kept and put back by `set_crd_mode("subresource")`."""
+        st, cur = self.k.req("GET", self.CRD_PATH)
+        if st != 200:
+            raise RuntimeError(f"read the ChaosEngine CRD: {st} {cur}")
+        if mode == "litmus":
+            if getattr(self, "our_crd", None) is None:
+                self.our_crd = json.loads(json.dumps(cur))
+            free = {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
+            for v in cur["spec"]["versions"]:
+                v.pop("subresources", None)
+                v.pop("additionalPrinterColumns", None)
+                props = v["schema"]["openAPIV3Schema"].setdefault("properties", {})
+                props["spec"], props["status"] = dict(free), dict(free)
+            body, want = cur, False
+        else:
+            if getattr(self, "our_crd", None) is None:
+                return
+            body, want = json.loads(json.dumps(self.our_crd)), True
+            body["metadata"]["resourceVersion"] = cur["metadata"]["resourceVersion"]
+        st, r = self.k.req("PUT", self.CRD_PATH, body)
+        if st != 200:
+            raise RuntimeError(f"replace the ChaosEngine CRD: {st} {r}")
+        deadline = time.time() + 60
+        while self.served_status_subresource() != want:
+            if time.time() > deadline:
+                raise RuntimeError(f"discovery still shows the old ChaosEngine CRD ({mode})")
+            time.sleep(0.2)
+        log(f"ChaosEngine CRD: {mode} mode")
 
     # ------------------------------------------------------------------------- fake litmus-go
     def result_body(self, engine, exp, uid, job, phase, verdict):
@@ -264,8 +313,8 @@ class Bench:
             log(f"fake experiment failed: {e!r}")
 
     # ------------------------------------------------------------------------------- objects
-    def setup_namespace(self):
-        k, ns = self.k, self.ns
+    def setup_namespace(self, ns=None):
+        k, ns = self.k, ns or self.ns
         st, _ = k.req("GET", f"/api/v1/namespaces/{ns}")
         if st == 200:
             log(f"deleting the old namespace {ns}")
@@ -392,13 +441,13 @@ class Bench:
         except OSError:
             return False
 
-    def start_controller(self, tag):
+    def start_controller(self, tag, ns=None):
         logpath = os.path.join(self.a.workdir, f"controller-{tag}.log")
         self.proc_log = logpath
         env = dict(os.environ, KUBECONFIG=self.a.kubeconfig,
                    # kube_client's per-request debug span (method + URL): the request count
                    RUST_LOG="info,kube_client::client::builder=debug")
-        cmd = [self.a.controller, "run", "--watch-namespace", self.ns, "--metrics-addr",
+        cmd = [self.a.controller, "run", "--watch-namespace", ns or self.ns, "--metrics-addr",
                f"127.0.0.1:{self.a.metrics_port}", "--concurrency", str(self.a.concurrency),
                "--log-format", "json"]
         t0 = time.time()
@@ -429,8 +478,9 @@ class Bench:
     def log_offset(self):
         return os.path.getsize(self.proc_log)
 
-    def requests_between(self, start, end=None):
-        """The controller's HTTP requests logged between two offsets of its log."""
+    def requests_between(self, start, end=None, window=None):
+        """The controller's HTTP requests logged between two offsets of its log; with `window`
+        (t0, t1), only those whose log timestamp lies in it."""
         with open(self.proc_log, "rb") as f:
             f.seek(start)
             data = f.read() if end is None else f.read(end - start)
@@ -442,6 +492,10 @@ class Bench:
                 j = json.loads(line)
             except ValueError:
                 continue
+            if window is not None:
+                t = log_time(j.get("timestamp", ""))
+                if t is None or not window[0] <= t <= window[1]:
+                    continue
             span = j.get("span") or {}
             method, url = span.get("http.method"), span.get("http.url")
             if method and url:
@@ -539,11 +593,12 @@ class Bench:
     def phase_api_cost(self, runs, run_for):
         """Single-experiment engines one after the other; the controller's requests per run."""
         self.run_for, self.awaited_first = run_for, True
-        per_run = []
+        per_run, uids = [], []
         for i in range(runs):
             off0 = self.log_offset()
             api0 = self.apiserver_requests()
             uid = self.create_engine(f"api-{i:02d}", "api", "pass")
+            uids.append(uid)
             self.wait_settled([uid], 60 + run_for * 2)
             # running window: from the controller writing Running + 1 s to our final result write
             # quiet tail: wait until the controller's log has been silent for 2 s
@@ -558,11 +613,49 @@ class Bench:
             tot, by = self.summarize_requests(reqs)
             c = self.tr.created[uid]
             run_len = self.tr.completed[uid] - c["t_send"]
-            per_run.append(dict(totals=tot, by=by, run_seconds=run_len,
+            # while the experiment runs: from Running seen + 1 s to the experiment's verdict write
+            running = None
+            t_run, t_fin = self.tr.exp_running.get(uid), self.tr.result_final.get(uid)
+            if t_run and t_fin and t_fin > t_run + 1:
+                w = (t_run + 1, t_fin)
+                n = len(self.requests_between(off0, last, window=w))
+                running = dict(seconds=w[1] - w[0], requests=n)
+            per_run.append(dict(totals=tot, by=by, run_seconds=run_len, while_running=running,
                                 apiserver_delta={"|".join(k): v for k, v in self.api_delta(api0, api1).items()}))
-            log(f"api-cost run {i}: {tot} in {run_len:.1f}s")
+            log(f"api-cost run {i}: {tot} in {run_len:.1f}s: {by}")
         self.run_for, self.awaited_first = 0.0, False
-        self.results["api"] = dict(runs=per_run, run_for=run_for)
+        return dict(runs=per_run, run_for=run_for, uids=uids)
+
+    def phase_api_modes(self, modes, runs, run_for):
+        """phase_api_cost in each CRD mode. `subresource` runs on the main controller; another mode
+        swaps the ChaosEngine CRD, runs a controller of its own on a namespace of its own (so its
+        engines count nowhere else), then puts our CRD back and restarts the main controller."""
+        main_ns = self.ns
+        self.results["api_modes"] = {}
+        for mode in modes:
+            if mode == "subresource":
+                res = self.phase_api_cost(runs, run_for)
+            else:
+                self.stop_controller()
+                ns = f"{main_ns}-{mode}"
+                try:
+                    self.set_crd_mode(mode)
+                    self.setup_namespace(ns)
+                    self.start_watches(ns)
+                    self.ns = ns
+                    self.wait_ready_only(self.start_controller(f"api-{mode}", ns))
+                    res = self.phase_api_cost(runs, run_for)
+                finally:
+                    self.stop_controller()
+                    self.ns = main_ns
+                    self.set_crd_mode("subresource")
+                self.wait_ready_only(self.start_controller(f"main-after-{mode}"))
+            uids = res.pop("uids")
+            if mode != "subresource":
+                for uid in uids:  # in a namespace of their own: no later phase's engine count
+                    self.tr.created.pop(uid, None)
+            self.results["api_modes"][mode] = res
+        self.results["api"] = self.results["api_modes"].get(modes[0], {})
 
     def latency_stats(self, uids):
         tr = self.tr
@@ -658,8 +751,13 @@ class Bench:
         log(f"controller up, /readyz after {ready:.2f}s")
         self.results["concurrency"] = a.concurrency
 
-        # 1. API cost of single-experiment runs (sequential, nothing else going on)
-        self.phase_api_cost(runs=1 if quick else 3, run_for=10.0 if quick else 30.0)
+        # 1. API cost of single-experiment runs (sequential, nothing else going on), each CRD mode
+        modes = a.crd_modes.split(",")
+        if a.requests_only:
+            self.phase_api_modes(modes, runs=a.runs or 2, run_for=10.0)
+            self.stop_controller()
+            return
+        self.phase_api_modes(modes, runs=a.runs or (1 if quick else 3), run_for=10.0 if quick else 30.0)
 
         # 2. steady rate, first part, then checkpoint at ~100 engines
         steady_n = 100 if quick else 500
@@ -745,6 +843,11 @@ def main():
     p.add_argument("--metrics-port", type=int, default=39180)
     p.add_argument("--concurrency", type=int, default=16)
     p.add_argument("--quick", action="store_true")
+    p.add_argument("--requests-only", action="store_true",
+                   help="only the requests per single-experiment run (10 s runs), in each CRD mode")
+    p.add_argument("--crd-modes", default="subresource,litmus",
+                   help="comma-separated: subresource (our CRD), litmus (Litmus's CRD, no status subresource)")
+    p.add_argument("--runs", type=int, default=0, help="single-experiment runs per CRD mode (0: by mode)")
     p.add_argument("--rate", type=float, default=20.0)
     p.add_argument("--target", type=int, default=5000)
     p.add_argument("--fill-rate", type=float, default=40.0)
@@ -765,6 +868,7 @@ def main():
         b.stop_controller()
         b.results["wall_seconds"] = time.time() - t0
         b.results["quick"] = a.quick
+        b.results["requests_only"] = a.requests_only
         with open(a.out, "w") as f:
             json.dump(b.results, f, indent=1, default=str)
         tr = b.tr

@@ -110,7 +110,7 @@ fn cluster_rules() -> Rules {
     r
 }
 
-/// The kill switch Role (src/controller/halt.rs): the one ConfigMap, by name, in the release
+/// The kill switch Role (src/controller/halt/): the one ConfigMap, by name, in the release
 /// namespace. Checked whole (flatten refuses resourceNames).
 fn is_halt_role(role: &Value) -> bool {
     role["rules"]

@@ -43,7 +43,7 @@ async fn a_thousand_missing_experiments_are_skipped_in_one_go() {
             .iter()
             .filter(|x| x.phase == "Skipped" && x.verdict == "Fail")
             .count();
-        last = (skipped, st.phase.clone());
+        last = (skipped, st.phase.to_string());
         if st.engine_status == "completed" || start.elapsed() > bound {
             break e;
         }

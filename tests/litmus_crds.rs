@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use futures::FutureExt;
 
-use chaos_conductor::api::{ChaosEngine, all_crds};
+use chaos_conductor::api::{ChaosEngine, FINALIZER, all_crds};
 use chaos_conductor::controller::StatusMode;
 use chaos_conductor::controller::run::detect_status_mode;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
@@ -129,6 +129,7 @@ async fn scenario(env: TestEnv) {
         .create(&PostParams::default(), &broken)
         .await
         .expect("Litmus's schema accepts it");
+    let versions = support::watch::EngineVersions::start(env.client(), env.ns(), "good").await;
     env.create(
         &EngineBuilder::new("good")
             .service_account("pod-delete-sa")
@@ -165,6 +166,51 @@ async fn scenario(env: TestEnv) {
         later.metadata.generation,
         Some(generation),
         "no status churn after completion"
+    );
+
+    // The controller's writes to the engine (docs/performance.md): the finalizer rides on the
+    // launch intent, the final status and `stop` are one patch; `Running` is the one in between.
+    let versions = versions.versions();
+    let writes: Vec<_> = versions.iter().skip(1).collect();
+    let described: Vec<String> = writes
+        .iter()
+        .map(|e| {
+            let s = e.status.clone().unwrap_or_default();
+            let x = s.experiments.first().cloned().unwrap_or_default();
+            format!(
+                "finalizers {:?} engineState {:?} engineStatus {:?} experiment {:?}/{:?} job {:?}",
+                e.finalizers(),
+                e.spec.engine_state,
+                s.engine_status,
+                x.phase,
+                x.status,
+                x.job_name
+            )
+        })
+        .collect();
+    assert!(
+        (2..=3).contains(&writes.len()),
+        "{} engine writes for one experiment: {described:#?}",
+        writes.len()
+    );
+    let first = writes[0];
+    let launched = first
+        .status
+        .as_ref()
+        .and_then(|s| s.experiments.first())
+        .is_some_and(|x| !x.job_name.is_empty());
+    assert!(
+        first.finalizers().iter().any(|f| f == FINALIZER) && launched,
+        "the first write carries the finalizer and the launch intent: {described:#?}"
+    );
+    let last = writes[writes.len() - 1];
+    assert!(
+        last.spec.engine_state.as_deref() == Some("stop")
+            && last
+                .status
+                .as_ref()
+                .is_some_and(|s| s.engine_status == "completed"),
+        "the last write carries the final status and stop: {described:#?}"
     );
 
     let warning = env

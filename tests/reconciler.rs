@@ -98,6 +98,8 @@ async fn one_experiment_passes_with_litmus_status_job_and_events() {
         .label("chaosUID", "schedule-uid")
         .experiment_env("pod-delete", "TOTAL_CHAOS_DURATION", "30")
         .build();
+    let versions =
+        support::watch::EngineVersions::start(env.client(), env.ns(), "nginx-chaos").await;
     env.create(&e).await;
 
     // Running/Awaited is published while the experiment runs.
@@ -123,6 +125,31 @@ async fn one_experiment_passes_with_litmus_status_job_and_events() {
         "the operator writes stop on completion"
     );
     assert!(e.finalizers().iter().any(|f| f == FINALIZER));
+    // The engine writes of a run on our CRD (docs/performance.md): finalizer, launch intent,
+    // Running, final status, `stop`; none more (each stored write is one watch event).
+    let writes: Vec<String> = versions
+        .versions()
+        .iter()
+        .skip(1)
+        .map(|v| {
+            let s = v.status.clone().unwrap_or_default();
+            format!(
+                "finalizers {:?} engineState {:?} engineStatus {:?} experiments {:?}",
+                v.finalizers(),
+                v.spec.engine_state,
+                s.engine_status,
+                s.experiments
+                    .iter()
+                    .map(|x| (x.phase.clone(), x.status.clone()))
+                    .collect::<Vec<_>>()
+            )
+        })
+        .collect();
+    assert!(
+        writes.len() <= 5,
+        "{} engine writes for one experiment: {writes:#?}",
+        writes.len()
+    );
 
     // The Job as Litmus renders it, plus owner and backoffLimit 0.
     let job = job_of(&env, &e, 0).await;

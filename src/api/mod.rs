@@ -7,15 +7,19 @@ mod crd;
 pub mod engine;
 pub mod experiment;
 pub mod limits;
+pub mod phase;
 pub mod result;
 pub mod schedule;
 pub mod schema;
+pub mod status;
 
 pub use crd::{all_crds, crds_yaml};
 pub use engine::*;
 pub use experiment::*;
+pub use phase::{EnginePhase, ExperimentPhase};
 pub use result::*;
 pub use schedule::*;
+pub use status::*;
 
 /// API group of all four kinds.
 pub const GROUP: &str = "litmuschaos.io";

@@ -13,7 +13,7 @@ use tracing::{debug, info, warn};
 use super::context::{Context, StatusMode};
 use super::error::{Error, KubeContext, is_status};
 use super::events;
-use crate::api::{ChaosEngine, ChaosEngineStatus, ChaosResult, FINALIZER};
+use crate::api::{ChaosEngine, ChaosEngineStatus, ChaosResult, EnginePhase, FINALIZER};
 use crate::engine::job::CHAOS_UID_LABEL;
 use crate::engine::plan::settle_result;
 use crate::engine::{Decision, Effect};
@@ -37,13 +37,6 @@ pub async fn apply(
     let mut current = engine.clone();
     let mut fenced = false;
     let mut replan = false;
-    for effect in &decision.before_status {
-        if needs_fence(effect) && !fenced {
-            fence_write(ctx, &mut current).await?;
-            fenced = true;
-        }
-        replan |= run_effect(ctx, &ns, &mut current, effect).await?;
-    }
     let (events, rest): (Vec<&Effect>, Vec<&Effect>) = decision
         .after_status
         .iter()
@@ -54,15 +47,38 @@ pub async fn apply(
         Effect::StopEngine { clear_abort } => Some(*clear_abort),
         _ => None,
     });
-    let fold_stop = stop.filter(|_| ctx.status_mode == StatusMode::MainResource);
+    let main_resource = ctx.status_mode == StatusMode::MainResource;
+    let fold_stop = stop.filter(|_| main_resource);
+    // Likewise the finalizer of a first pass goes into its status write there (the launch intent,
+    // docs/performance.md): it is on the engine before any Job exists, in one conditional write.
+    // The status subresource ignores metadata, so on our CRD it stays a write of its own.
+    let old_status = current.status.clone().unwrap_or_default();
+    let status_written = fold_stop.is_some() || status_changed(&old_status, &decision.status);
+    let fold_finalizer = main_resource
+        && status_written
+        && decision
+            .before_status
+            .iter()
+            .any(|e| matches!(e, Effect::AddFinalizer));
+    for effect in &decision.before_status {
+        if fold_finalizer && matches!(effect, Effect::AddFinalizer) {
+            continue;
+        }
+        if needs_fence(effect) && !fenced {
+            fence_write(ctx, &mut current).await?;
+            fenced = true;
+        }
+        replan |= run_effect(ctx, &ns, &mut current, effect).await?;
+    }
     let previous_phase = current.status.as_ref().map(|s| s.phase.clone());
     let how = StatusWrite {
         stop_follows: stop.is_some(),
         fold_stop,
+        add_finalizer: fold_finalizer,
         force: false,
     };
     fenced |= write_status(ctx, &mut current, &decision.status, how).await?;
-    log_transition(previous_phase.as_deref(), &decision.status);
+    log_transition(previous_phase.as_ref(), &decision.status);
     for effect in rest {
         if fold_stop.is_some() && matches!(effect, Effect::StopEngine { .. }) {
             continue;
@@ -212,20 +228,26 @@ async fn fence_write(ctx: &Context, current: &mut ChaosEngine) -> Result<(), Err
 }
 
 /// The engine's story at INFO: every phase change with its verdict and why.
-fn log_transition(previous: Option<&str>, status: &ChaosEngineStatus) {
-    if previous == Some(status.phase.as_str()) || status.phase.is_empty() {
+fn log_transition(previous: Option<&EnginePhase>, status: &ChaosEngineStatus) {
+    if previous == Some(&status.phase) || status.phase.is_unset() {
         return;
     }
-    match status.phase.as_str() {
-        "Completed" => {
+    match status.phase {
+        EnginePhase::Completed => {
             info!(phase = %status.phase, verdict = %status.verdict, message = %status.message, "engine completed")
         }
-        "Stopped" => {
+        EnginePhase::Stopped => {
             info!(phase = %status.phase, verdict = %status.verdict, message = %status.message, "engine stopped: chaos resources removed")
         }
-        "Aborting" => info!(phase = %status.phase, message = %status.message, "engine aborting"),
-        "Invalid" => warn!(phase = %status.phase, message = %status.message, "engine invalid"),
-        _ => info!(phase = %status.phase, "engine phase changed"),
+        EnginePhase::Aborting => {
+            info!(phase = %status.phase, message = %status.message, "engine aborting")
+        }
+        EnginePhase::Invalid => {
+            warn!(phase = %status.phase, message = %status.message, "engine invalid")
+        }
+        EnginePhase::Running | EnginePhase::Unknown(_) => {
+            info!(phase = %status.phase, "engine phase changed")
+        }
     }
 }
 
@@ -333,10 +355,11 @@ async fn write_status(
     let StatusWrite {
         stop_follows,
         fold_stop,
+        add_finalizer,
         force,
     } = how;
     let old = current.status.clone().unwrap_or_default();
-    if !status_changed(&old, desired) && fold_stop.is_none() && !force {
+    if !status_changed(&old, desired) && fold_stop.is_none() && !add_finalizer && !force {
         return Ok(false);
     }
     ctx.settings.fence.check()?;
@@ -367,6 +390,9 @@ async fn write_status(
     let mut body = json!({ "status": status_patch(&old, &desired)? });
     if let Some(rv) = &current.metadata.resource_version {
         body["metadata"] = json!({ "resourceVersion": rv });
+    }
+    if add_finalizer {
+        body["metadata"]["finalizers"] = json!(with_finalizer(current));
     }
     if let Some(clear_abort) = fold_stop {
         body["spec"] = json!({"engineState": "stop"});
@@ -405,7 +431,7 @@ async fn sync_observed_generation(ctx: &Context, current: &mut ChaosEngine) -> R
     let Some(status) = current.status.clone() else {
         return Ok(());
     };
-    let finished = matches!(status.phase.as_str(), "Completed" | "Stopped" | "Invalid");
+    let finished = status.phase.is_finished();
     if !finished || status.observed_generation == current.metadata.generation {
         return Ok(());
     }
@@ -424,8 +450,29 @@ struct StatusWrite {
     stop_follows: bool,
     /// `engineState: stop` goes into this same patch (`Some(clear_abort)`), Litmus's CRD only.
     fold_stop: Option<bool>,
+    /// Our finalizer goes into this same patch, Litmus's CRD only.
+    add_finalizer: bool,
     /// Write even if nothing but generations changed.
     force: bool,
+}
+
+fn has_finalizer(engine: &ChaosEngine) -> bool {
+    engine
+        .metadata
+        .finalizers
+        .iter()
+        .flatten()
+        .any(|f| f == FINALIZER)
+}
+
+/// The engine's finalizers with ours added (a merge patch replaces the list whole; the write's
+/// resourceVersion precondition keeps anyone else's that were added meanwhile).
+fn with_finalizer(engine: &ChaosEngine) -> Vec<String> {
+    let mut finalizers = engine.metadata.finalizers.clone().unwrap_or_default();
+    if !finalizers.iter().any(|f| f == FINALIZER) {
+        finalizers.push(FINALIZER.into());
+    }
+    finalizers
 }
 
 /// Runs one effect; `Ok(true)` when the engine must be planned again at once.
@@ -454,11 +501,10 @@ async fn run_other(
     let chaos_selector = ListParams::default().labels(&format!("{CHAOS_UID_LABEL}={uid}"));
     match effect {
         Effect::AddFinalizer => {
-            let mut finalizers = current.metadata.finalizers.clone().unwrap_or_default();
-            if finalizers.iter().any(|f| f == FINALIZER) {
+            if has_finalizer(current) {
                 return Ok(());
             }
-            finalizers.push(FINALIZER.into());
+            let finalizers = with_finalizer(current);
             patch_engine(
                 ctx,
                 ns,

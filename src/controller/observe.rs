@@ -135,7 +135,7 @@ pub async fn observe(
     let jobs_api: Api<Job> = Api::namespaced(client.clone(), &ns);
     let mut relaunch = Vec::new();
     for entry in engine.status.iter().flat_map(|s| s.experiments.iter()) {
-        let phase = ExperimentPhase::parse(&entry.phase);
+        let phase = &entry.phase;
         if !phase.is_active()
             || entry.job_name.is_empty()
             || observed
@@ -151,7 +151,7 @@ pub async fn observe(
             .during("reading a Job")?
         {
             Some(job) if owned_job(&job, &uid) => observed.jobs.push(job),
-            _ if phase == ExperimentPhase::Launched
+            _ if *phase == ExperimentPhase::Launched
                 && !observed.rejected_jobs.contains_key(&entry.job_name) =>
             {
                 relaunch.push(entry.name.clone())

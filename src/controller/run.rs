@@ -332,10 +332,10 @@ async fn reconcile(
         chaosUID = %engine.uid().unwrap_or_default()
     );
     async move {
-        ctx.metrics.in_flight.inc();
+        let in_flight = ctx.metrics.in_flight_guard();
         let started = Instant::now();
         let outcome = reconcile_engine(&ctx, engine).await;
-        ctx.metrics.in_flight.dec();
+        drop(in_flight);
         ctx.metrics.reconciles.inc();
         ctx.metrics
             .reconcile_duration

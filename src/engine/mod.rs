@@ -12,4 +12,6 @@ pub use phase::{EnginePhase, ExperimentPhase};
 pub use plan::{Lookups, Observed, PlanConfig, aborting, lookups, plan};
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod fixtures;
+#[cfg(test)]
+mod job_tests;

@@ -130,17 +130,13 @@ pub fn order(engine: &ChaosEngine, status: &ChaosEngineStatus) -> Vec<usize> {
 
 /// The pending experiments that may start now, in [`order`].
 pub fn startable(engine: &ChaosEngine, status: &ChaosEngineStatus) -> Vec<Start> {
-    let phases: Vec<ExperimentPhase> = status
-        .experiments
-        .iter()
-        .map(|e| ExperimentPhase::parse(&e.phase))
-        .collect();
+    let phases: Vec<ExperimentPhase> = status.experiments.iter().map(|e| e.phase.clone()).collect();
     let exec = engine.spec.execution.clone().unwrap_or_default();
     let order = order(engine, status);
     let pending: Vec<usize> = order
         .iter()
         .copied()
-        .filter(|i| phases[*i] == ExperimentPhase::Pending)
+        .filter(|i| phases[*i].is_pending())
         .collect();
     if exec.stop_on_failure == Some(true)
         && let Some(failed) = status
@@ -167,7 +163,7 @@ pub fn startable(engine: &ChaosEngine, status: &ChaosEngineStatus) -> Vec<Start>
         Mode::Sequential => {
             // The first experiment (in order) that has not ended is the only one that may run.
             match order.iter().copied().find(|i| !phases[*i].is_terminal()) {
-                Some(i) if phases[i] == ExperimentPhase::Pending => vec![Start::Launch(i)],
+                Some(i) if phases[i].is_pending() => vec![Start::Launch(i)],
                 _ => Vec::new(),
             }
         }

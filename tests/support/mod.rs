@@ -573,11 +573,16 @@ impl TestEnv {
             try_wait_for(
                 &format!("the ChaosEngines of namespace {ns} to be deleted"),
                 Duration::from_secs(limit),
-                async || match engines.list(&ListParams::default()).await {
+                // Metadata only: a typed LIST fails on any malformed engine (tests/litmus_crds.rs
+                // makes one on purpose), and a failed LIST must not count as "engines gone".
+                async || match engines.list_metadata(&ListParams::default()).await {
                     Ok(list) if !list.items.is_empty() => {
                         Err(anyhow!("{} engines left", list.items.len()))
                     }
-                    _ => Ok(()),
+                    Ok(_) => Ok(()),
+                    // No ChaosEngine resource at all (a test swapped the CRD out): none left.
+                    Err(kube::Error::Api(ae)) if ae.code == 404 => Ok(()),
+                    Err(e) => Err(anyhow!("listing engines: {e}")),
                 },
             )
             .await
@@ -588,7 +593,7 @@ impl TestEnv {
         // No controller left to remove the finalizers (the test stopped it, or it was restricted):
         // strip them so the shared cluster does not fill with Terminating namespaces.
         eprintln!("[e2e] warning: namespace {ns} still has engines; removing their finalizers");
-        if let Ok(list) = engines.list(&ListParams::default()).await {
+        if let Ok(list) = engines.list_metadata(&ListParams::default()).await {
             for e in list.items {
                 let name = e.metadata.name.clone().unwrap_or_default();
                 let patch = serde_json::json!({"metadata": {"finalizers": null}});

@@ -109,3 +109,55 @@ impl Drop for JobUids {
         self.task.abort();
     }
 }
+
+/// Every version of one ChaosEngine the API server stored, from a raw watch opened before the
+/// engine exists: each write that changed the object is exactly one event (a watch from a
+/// resourceVersion skips none; kube-runtime's watcher could re-list and merge versions).
+pub struct EngineVersions {
+    seen: Arc<Mutex<Vec<chaos_conductor::api::ChaosEngine>>>,
+    task: JoinHandle<()>,
+}
+
+impl EngineVersions {
+    /// Opens the watch on `name` in `namespace` and returns once it is established.
+    pub async fn start(client: Client, namespace: &str, name: &str) -> EngineVersions {
+        use kube::api::{ListParams, WatchEvent, WatchParams};
+        let api: Api<chaos_conductor::api::ChaosEngine> = Api::namespaced(client, namespace);
+        let field = format!("metadata.name={name}");
+        let rv = api
+            .list_metadata(&ListParams::default().fields(&field))
+            .await
+            .expect("list engines")
+            .metadata
+            .resource_version
+            .unwrap_or_default();
+        let stream = api
+            .watch(&WatchParams::default().fields(&field).timeout(290), &rv)
+            .await
+            .expect("watch the engine");
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let s = seen.clone();
+        let task = tokio::spawn(async move {
+            let mut stream = stream.boxed();
+            while let Some(ev) = stream.next().await {
+                match ev {
+                    Ok(WatchEvent::Added(e) | WatchEvent::Modified(e)) => s.lock().unwrap().push(e),
+                    Ok(_) => {}
+                    Err(e) => eprintln!("[engine-watch] {e}"),
+                }
+            }
+        });
+        EngineVersions { seen, task }
+    }
+
+    /// The versions seen so far, oldest first (the first is the creation).
+    pub fn versions(&self) -> Vec<chaos_conductor::api::ChaosEngine> {
+        self.seen.lock().unwrap().clone()
+    }
+}
+
+impl Drop for EngineVersions {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}

@@ -12,19 +12,19 @@
 //! The rest of the controller sees this module through [`HaltState::engaged_for`] and
 //! [`plan_gated`] (one call at the reconcile entry), and the trigger stream [`HaltState::changes`].
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::RwLock;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, RwLock};
 
-use futures::{Stream, StreamExt};
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
+use futures::Stream;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::{Timestamp, Unit};
-use kube::api::Api;
-use kube::core::PartialObjectMeta;
-use kube::runtime::{WatchStreamExt, watcher};
-use kube::{Client, Resource, ResourceExt};
+use kube::{Resource, ResourceExt};
 use prometheus::{IntCounter, IntGauge, Registry};
 use tracing::{info, warn};
+
+mod watch;
+
+pub use watch::{from_config_map, from_namespace, spawn_watches};
 
 use crate::api::{ABORT_ANNOTATION, ChaosEngine, OwedEvent, engine_status};
 use crate::engine::{
@@ -254,111 +254,6 @@ impl HaltState {
     }
 }
 
-/// The cluster switch's state from its ConfigMap (`None` when absent or not `halted: "true"`).
-pub fn from_config_map(switch: &SwitchRef, cm: Option<&ConfigMap>) -> Option<Engaged> {
-    let data = cm?.data.as_ref()?;
-    (data.get(HALTED_KEY).map(|v| v.trim()) == Some("true")).then(|| Engaged {
-        switch: format!("ConfigMap {switch}"),
-        reason: data.get(REASON_KEY).cloned().unwrap_or_default(),
-    })
-}
-
-/// A namespace's switch from its annotations.
-pub fn from_namespace(meta: &kube::api::ObjectMeta) -> Option<Engaged> {
-    let annotations = meta.annotations.as_ref()?;
-    (annotations.get(NAMESPACE_ANNOTATION).map(|v| v.trim()) == Some("true")).then(|| Engaged {
-        switch: format!(
-            "Namespace {} annotation {NAMESPACE_ANNOTATION}",
-            meta.name.as_deref().unwrap_or_default()
-        ),
-        reason: annotations
-            .get(NAMESPACE_REASON_ANNOTATION)
-            .cloned()
-            .unwrap_or_default(),
-    })
-}
-
-/// Feeds `state` from the ConfigMap and Namespace watches until the process ends.
-pub fn spawn_watches(
-    client: &Client,
-    state: &Arc<HaltState>,
-    switch: Option<SwitchRef>,
-    namespace_watch: bool,
-) {
-    if let Some(switch) = switch {
-        let api: Api<ConfigMap> = Api::namespaced(client.clone(), &switch.namespace);
-        let config = watcher::Config::default().fields(&format!("metadata.name={}", switch.name));
-        let state = state.clone();
-        tokio::spawn(async move {
-            let mut seen: Option<ConfigMap> = None;
-            let mut events = watcher(api, config).default_backoff().boxed();
-            while let Some(ev) = events.next().await {
-                match ev {
-                    Ok(watcher::Event::Init) => seen = None,
-                    Ok(watcher::Event::InitApply(cm)) => seen = Some(cm),
-                    Ok(watcher::Event::InitDone) => {
-                        state.set_cluster(from_config_map(&switch, seen.as_ref()));
-                    }
-                    Ok(watcher::Event::Apply(cm)) => {
-                        state.set_cluster(from_config_map(&switch, Some(&cm)));
-                    }
-                    Ok(watcher::Event::Delete(_)) => {
-                        warn!(%switch, "kill switch ConfigMap deleted: treated as released");
-                        state.set_cluster(None);
-                    }
-                    Err(e) => warn!(%switch, error = %e, "watching the kill switch ConfigMap"),
-                }
-            }
-        });
-    }
-    if namespace_watch {
-        let api: Api<PartialObjectMeta<Namespace>> = Api::all(client.clone());
-        let state = state.clone();
-        tokio::spawn(async move {
-            let mut current: BTreeMap<String, Engaged> = BTreeMap::new();
-            let mut initial: BTreeMap<String, Engaged> = BTreeMap::new();
-            let mut events = watcher(api, watcher::Config::default())
-                .default_backoff()
-                .boxed();
-            while let Some(ev) = events.next().await {
-                match ev {
-                    Ok(watcher::Event::Init) => initial.clear(),
-                    Ok(watcher::Event::InitApply(ns)) => {
-                        if let Some(e) = from_namespace(&ns.metadata) {
-                            initial.insert(ns.metadata.name.clone().unwrap_or_default(), e);
-                        }
-                    }
-                    Ok(watcher::Event::InitDone) => {
-                        current = std::mem::take(&mut initial);
-                        state.set_namespaces(current.clone());
-                    }
-                    Ok(watcher::Event::Apply(ns)) => {
-                        let name = ns.metadata.name.clone().unwrap_or_default();
-                        let before = current.get(&name).cloned();
-                        let now = from_namespace(&ns.metadata);
-                        if before != now {
-                            match now {
-                                Some(e) => current.insert(name, e),
-                                None => current.remove(&name),
-                            };
-                            state.set_namespaces(current.clone());
-                        }
-                    }
-                    Ok(watcher::Event::Delete(ns)) => {
-                        let name = ns.metadata.name.clone().unwrap_or_default();
-                        if current.remove(&name).is_some() {
-                            state.set_namespaces(current.clone());
-                        }
-                    }
-                    Err(e) => {
-                        warn!(error = %e, "watching Namespaces for the kill switch annotation")
-                    }
-                }
-            }
-        });
-    }
-}
-
 /// A run of this engine is under way: the switch aborts it.
 fn running(engine: &ChaosEngine) -> bool {
     let status = engine.status.clone().unwrap_or_default();
@@ -370,7 +265,7 @@ fn ending(engine: &ChaosEngine) -> bool {
     let aborting = engine
         .status
         .as_ref()
-        .is_some_and(|s| s.phase == EnginePhase::Aborting.as_str());
+        .is_some_and(|s| s.phase == EnginePhase::Aborting);
     engine.metadata.deletion_timestamp.is_some()
         || !engine.wants_active()
         || engine.abort_requested()
@@ -430,7 +325,7 @@ pub fn plan_gated(
                 .annotations_mut()
                 .insert(ABORT_ANNOTATION.into(), "true".into());
             let mut d = plan(&aborted, observed, now, cfg);
-            if d.status.phase == EnginePhase::Aborting.as_str() {
+            if d.status.phase == EnginePhase::Aborting {
                 d.status.message = format!("{}: removing chaos resources", e.describe());
             }
             owe(
@@ -539,153 +434,4 @@ pub(crate) fn owe(d: &mut Decision, observed: &Observed, now: Timestamp, ev: Eve
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::api::{ChaosEngineSpec, ChaosEngineStatus, ExperimentList};
-
-    fn state(engaged: Option<&str>) -> HaltState {
-        let s = HaltState::new(&Registry::new(), true, false).expect("metrics");
-        let cm = engaged.map(|reason| ConfigMap {
-            data: Some(
-                [
-                    (HALTED_KEY.to_string(), "true".to_string()),
-                    (REASON_KEY.to_string(), reason.to_string()),
-                ]
-                .into(),
-            ),
-            ..Default::default()
-        });
-        let switch = SwitchRef {
-            namespace: "cc".into(),
-            name: "cc-halt".into(),
-        };
-        s.set_cluster(from_config_map(&switch, cm.as_ref()));
-        s
-    }
-
-    fn engine(status: Option<ChaosEngineStatus>) -> ChaosEngine {
-        let mut e = ChaosEngine::new(
-            "e",
-            ChaosEngineSpec {
-                chaos_service_account: Some("sa".into()),
-                experiments: vec![ExperimentList {
-                    name: "pod-delete".into(),
-                    ..Default::default()
-                }],
-                ..Default::default()
-            },
-        );
-        e.metadata.namespace = Some("ns".into());
-        e.metadata.uid = Some("uid-1".into());
-        e.metadata.generation = Some(1);
-        e.metadata.finalizers = Some(vec![crate::api::FINALIZER.into()]);
-        e.status = status;
-        e
-    }
-
-    fn reasons(d: &Decision) -> Vec<String> {
-        d.status
-            .pending_events
-            .iter()
-            .map(|e| e.reason.clone())
-            .collect()
-    }
-
-    #[test]
-    fn switch_parsing() {
-        assert!(from_config_map(&"a/b".parse().unwrap(), None).is_none());
-        assert!("nons".parse::<SwitchRef>().is_err());
-        assert!("a/b/c".parse::<SwitchRef>().is_err());
-        let mut meta = kube::api::ObjectMeta {
-            name: Some("ns".into()),
-            ..Default::default()
-        };
-        assert!(from_namespace(&meta).is_none());
-        meta.annotations = Some([(NAMESPACE_ANNOTATION.to_string(), "false".to_string())].into());
-        assert!(from_namespace(&meta).is_none());
-        meta.annotations = Some([(NAMESPACE_ANNOTATION.to_string(), "true".to_string())].into());
-        assert_eq!(
-            from_namespace(&meta).map(|e| e.switch),
-            Some("Namespace ns annotation chaos-conductor.io/halt".into())
-        );
-    }
-
-    #[test]
-    fn a_new_engine_is_held_while_engaged_and_starts_when_released() {
-        let now = Timestamp::now();
-        let cfg = PlanConfig::default();
-        let on = state(Some("drill"));
-        let e = engine(None);
-        let d = plan_gated(&on, &e, &Observed::default(), now, &cfg);
-        assert!(!d.effects().any(|x| matches!(x, Effect::CreateJob(_))));
-        assert!(has_held_status(&d), "{:?}", d.status);
-        assert_eq!(
-            d.status.message,
-            "held: kill switch ConfigMap cc/cc-halt engaged (drill); starts when released"
-        );
-        assert_eq!(reasons(&d), vec![HELD_REASON.to_string()]);
-        assert_eq!(on.held_gauge.get(), 1);
-        // Held again: no second Event.
-        let held = engine(Some(d.status.clone()));
-        let again = plan_gated(&on, &held, &Observed::default(), now, &cfg);
-        assert_eq!(
-            reasons(&again),
-            vec![HELD_REASON.to_string()],
-            "no new event owed"
-        );
-        // Released: the plain plan's start, minus the Held condition, plus a Normal Event.
-        let off = state(None);
-        let d = plan_gated(&off, &held, &Observed::default(), now, &cfg);
-        assert!(!has_held_status(&d));
-        assert!(
-            reasons(&d).contains(&RELEASED_REASON.to_string()),
-            "{:?}",
-            reasons(&d)
-        );
-        assert_eq!(off.held_gauge.get(), 0);
-    }
-
-    #[test]
-    fn a_running_engine_is_aborted_through_the_abort_path() {
-        let now = Timestamp::now();
-        let cfg = PlanConfig::default();
-        let running = engine(Some(ChaosEngineStatus {
-            engine_status: engine_status::INITIALIZED.into(),
-            run_id: Some(1),
-            phase: EnginePhase::Running.as_str().into(),
-            ..Default::default()
-        }));
-        let on = state(Some("drill"));
-        // A chaos pod still there: the abort starts (deletes) and waits for it.
-        let pod = k8s_openapi::api::core::v1::Pod {
-            metadata: kube::api::ObjectMeta {
-                name: Some("pod-delete-abc123-x".into()),
-                namespace: Some("ns".into()),
-                labels: Some([("chaosUID".to_string(), "uid-1".to_string())].into()),
-                ..Default::default()
-            },
-            ..Default::default()
-        };
-        let observed = Observed {
-            pods: vec![pod],
-            ..Default::default()
-        };
-        let d = plan_gated(&on, &running, &observed, now, &cfg);
-        assert_eq!(d.status.phase, EnginePhase::Aborting.as_str());
-        assert!(
-            d.status
-                .message
-                .contains("kill switch ConfigMap cc/cc-halt engaged (drill)")
-        );
-        assert!(
-            d.effects()
-                .any(|x| matches!(x, Effect::DeleteChaosResources { .. })),
-            "{d:?}"
-        );
-        assert!(reasons(&d).contains(&HALT_ABORT_REASON.to_string()));
-        assert!(!d.effects().any(|x| matches!(x, Effect::CreateJob(_))));
-        // Not engaged: the same engine just goes on (no abort).
-        let d = plan_gated(&state(None), &running, &Observed::default(), now, &cfg);
-        assert_ne!(d.status.phase, EnginePhase::Aborting.as_str());
-    }
-}
+mod tests;

@@ -11,81 +11,15 @@ use prometheus::{
     Opts, Registry,
 };
 
-use crate::api::{ChaosEngine, ChaosResult, verdict};
+mod exporter;
+
+use crate::api::{ChaosEngine, ChaosResult};
+use exporter::{AWAITED_LABELS, ExporterFamilies, RESULT_LABELS, VERDICT_LABELS};
 
 /// Where the outcome gauges are computed from at scrape time.
 pub struct Sources {
     pub engines: Store<DeserializeGuard<ChaosEngine>>,
     pub results: Store<ChaosResult>,
-}
-
-/// chaos-exporter's per-result and aggregate families.
-struct ExporterFamilies {
-    passed: GaugeVec,
-    failed: GaugeVec,
-    awaited: GaugeVec,
-    probe_success: GaugeVec,
-    verdict: GaugeVec,
-    start_time: GaugeVec,
-    end_time: GaugeVec,
-    total_duration: GaugeVec,
-    ns_passed: GaugeVec,
-    ns_failed: GaugeVec,
-    ns_awaited: GaugeVec,
-    ns_run_count: GaugeVec,
-    cluster_passed: Gauge,
-    cluster_failed: Gauge,
-    cluster_awaited: Gauge,
-    cluster_run_count: Gauge,
-}
-
-const RESULT_LABELS: &[&str] = &[
-    "chaosresult_namespace",
-    "chaosresult_name",
-    "chaosengine_name",
-    "chaosengine_context",
-    "fault_name",
-];
-const AWAITED_LABELS: &[&str] = &[
-    "chaosresult_namespace",
-    "chaosresult_name",
-    "chaosengine_name",
-    "chaosengine_context",
-    "workflow_name",
-    "fault_name",
-];
-const VERDICT_LABELS: &[&str] = &[
-    "chaosresult_namespace",
-    "chaosresult_name",
-    "chaosengine_name",
-    "chaosengine_context",
-    "chaosresult_verdict",
-    "probe_success_percentage",
-    "app_label",
-    "app_namespace",
-    "app_kind",
-    "workflow_name",
-    "fault_name",
-];
-
-impl ExporterFamilies {
-    /// The labelled families (registered once, reset before every refresh).
-    fn vecs(&self) -> [&GaugeVec; 12] {
-        [
-            &self.passed,
-            &self.failed,
-            &self.awaited,
-            &self.probe_success,
-            &self.verdict,
-            &self.start_time,
-            &self.end_time,
-            &self.total_duration,
-            &self.ns_passed,
-            &self.ns_failed,
-            &self.ns_awaited,
-            &self.ns_run_count,
-        ]
-    }
 }
 
 /// The controller's metrics, registered in their own registry.
@@ -262,6 +196,14 @@ impl Metrics {
         self.api_writes.inc();
     }
 
+    /// Raises the in-flight gauge for as long as the returned guard lives: dropped at the end of
+    /// the pass, or when the reconcile future is cancelled or unwinds from a panic, so the gauge
+    /// never stays raised for a pass that is no longer running.
+    pub fn in_flight_guard(&self) -> InFlight {
+        self.in_flight.inc();
+        InFlight(self.in_flight.clone())
+    }
+
     /// Counts one experiment Job created.
     pub fn job_created(&self) {
         self.jobs_created.inc();
@@ -292,132 +234,13 @@ impl Metrics {
             let phase = e
                 .status
                 .as_ref()
-                .map(|s| s.phase.clone())
+                .map(|s| s.phase.to_string())
                 .unwrap_or_default();
             self.engines_by_phase
                 .with_label_values(&[phase.as_str()])
                 .inc();
         }
         self.refresh_exporter(&engines, &sources.results.state());
-    }
-
-    fn refresh_exporter(
-        &self,
-        engines: &BTreeMap<(&str, &str), &ChaosEngine>,
-        results: &[Arc<ChaosResult>],
-    ) {
-        let e = &self.exporter;
-        for g in e.vecs() {
-            g.reset();
-        }
-        let (mut c_pass, mut c_fail, mut c_await, mut c_runs) = (0.0, 0.0, 0.0, 0.0);
-        for r in results {
-            let ns = r.metadata.namespace.clone().unwrap_or_default();
-            let name = r.metadata.name.clone().unwrap_or_default();
-            let engine = engines.get(&(ns.as_str(), r.spec.engine.as_str())).copied();
-            let label = |k: &str| {
-                engine
-                    .and_then(|e| e.metadata.labels.as_ref())
-                    .and_then(|l| l.get(k))
-                    .cloned()
-                    .unwrap_or_default()
-            };
-            let context = label("context");
-            let workflow = label("workflow_name");
-            let fault = r.spec.experiment.clone();
-            let status = r.status.clone().unwrap_or_default();
-            let history = status.history.clone().unwrap_or_default();
-            let v = status.experiment_status.verdict.clone();
-            let awaited = if v == verdict::AWAITED { 1.0 } else { 0.0 };
-            let percent = status
-                .experiment_status
-                .probe_success_percentage
-                .clone()
-                .unwrap_or_default();
-            let base = [
-                ns.as_str(),
-                name.as_str(),
-                r.spec.engine.as_str(),
-                context.as_str(),
-                fault.as_str(),
-            ];
-            e.passed
-                .with_label_values(&base)
-                .set(history.passed_runs as f64);
-            e.failed
-                .with_label_values(&base)
-                .set(history.failed_runs as f64);
-            e.awaited
-                .with_label_values(&[
-                    ns.as_str(),
-                    name.as_str(),
-                    r.spec.engine.as_str(),
-                    context.as_str(),
-                    workflow.as_str(),
-                    fault.as_str(),
-                ])
-                .set(awaited);
-            e.probe_success
-                .with_label_values(&base)
-                .set(percent.parse::<f64>().unwrap_or(0.0));
-            let app = engine
-                .and_then(|e| e.spec.appinfo.clone())
-                .unwrap_or_default();
-            e.verdict
-                .with_label_values(&[
-                    ns.as_str(),
-                    name.as_str(),
-                    r.spec.engine.as_str(),
-                    context.as_str(),
-                    v.as_str(),
-                    percent.as_str(),
-                    app.applabel.as_deref().unwrap_or_default(),
-                    app.appns.as_deref().unwrap_or_default(),
-                    app.appkind.as_deref().unwrap_or_default(),
-                    workflow.as_str(),
-                    fault.as_str(),
-                ])
-                .set(1.0);
-            // Start/end come from our persisted timestamps of the experiment's entry in the engine
-            // (the exporter derives them from the ExperimentDependencyCheck and Summary events).
-            if let Some(entry) = engine
-                .and_then(|e| e.status.as_ref())
-                .and_then(|s| s.experiments.iter().find(|x| x.result_name == name))
-            {
-                let ts = |s: &Option<String>| {
-                    s.as_deref()
-                        .and_then(|s| s.parse::<k8s_openapi::jiff::Timestamp>().ok())
-                        .map(|t| t.as_second() as f64)
-                };
-                let (start, end) = (ts(&entry.launched_at), ts(&entry.finished_at));
-                if let Some(start) = start {
-                    e.start_time.with_label_values(&base).set(start);
-                }
-                if let Some(end) = end {
-                    e.end_time.with_label_values(&base).set(end);
-                }
-                if let (Some(start), Some(end)) = (start, end) {
-                    e.total_duration.with_label_values(&base).set(end - start);
-                }
-            }
-            let runs = (history.passed_runs + history.failed_runs + history.stopped_runs) as f64;
-            e.ns_passed
-                .with_label_values(&[ns.as_str()])
-                .add(history.passed_runs as f64);
-            e.ns_failed
-                .with_label_values(&[ns.as_str()])
-                .add(history.failed_runs as f64);
-            e.ns_awaited.with_label_values(&[ns.as_str()]).add(awaited);
-            e.ns_run_count.with_label_values(&[ns.as_str()]).add(runs);
-            c_pass += history.passed_runs as f64;
-            c_fail += history.failed_runs as f64;
-            c_await += awaited;
-            c_runs += runs;
-        }
-        e.cluster_passed.set(c_pass);
-        e.cluster_failed.set(c_fail);
-        e.cluster_awaited.set(c_await);
-        e.cluster_run_count.set(c_runs);
     }
 
     /// The metrics in the Prometheus text format.
@@ -428,3 +251,17 @@ impl Metrics {
             .unwrap_or_default()
     }
 }
+
+/// One reconcile pass counted in `chaos_conductor_reconciles_in_flight` (see
+/// [`Metrics::in_flight_guard`]); lowers the gauge when dropped.
+#[must_use = "the pass is counted only while the guard lives"]
+pub struct InFlight(IntGauge);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,8 @@
+//! Table tests of `plan`, one file per phase (the map in ../mod.rs); builders in
+//! src/engine/fixtures.rs.
+mod abort;
+mod batch;
+mod finish;
+mod launch;
+mod monitor;
+mod start;
