@@ -2,11 +2,20 @@
 //! ClusterRoleBinding); then for the full rule set (the baseline) and for each copy with one rule
 //! removed it binds those rules to a fresh ServiceAccount in a test namespace, runs the real
 //! controller binary with only that ServiceAccount's token (`--watch-namespace`: it acts in that
-//! namespace only), runs one engine to its verdict and aborts a second one (`engineState: stop` →
-//! `stopped`, no chaos pods left), with the fake litmus-go experiment of tests/support. Both engines
-//! carry a recorded author (`chaos-conductor.io/author`, as the chart's admission policy writes it)
-//! who may launch there, so the launch-time re-check (src/controller/author.rs) runs too. It prints a
-//! table rule → what broke, and fails when the baseline breaks or a rule's removal breaks nothing.
+//! namespace only), runs one engine to its verdict, aborts a second one (`engineState: stop` →
+//! `stopped`, no chaos pods left) and runs a ChaosSchedule (`now: true`, `historyLimit: 0`: its one
+//! engine is created, runs to Pass, the schedule completes and the controller deletes the finished
+//! engine; docs/schedule.md), with the fake litmus-go experiment of tests/support. The engines and the
+//! schedule carry a recorded author (`chaos-conductor.io/author`, as the chart's admission policy
+//! writes it) who may launch there, so the launch-time re-check (src/controller/author.rs) runs too.
+//! It prints a table rule → what broke, and fails when the baseline breaks or a rule's removal breaks
+//! nothing, except for the explained exceptions of [`exception`] (printed with their reason).
+//!
+//! `chaosschedules/finalizers [update]` is needed only where the OwnerReferencesPermissionEnforcement
+//! admission plugin is on (the schedule's engines carry `blockOwnerDeletion` owner references,
+//! src/scheduler/engines.rs). The test reads the apiserver's admission metrics to see whether it is
+//! on; to prove that rule too, start the cluster with it:
+//! `CLUSTER_ENABLE_ADMISSION_PLUGINS=OwnerReferencesPermissionEnforcement scripts/cluster up`.
 //!
 //! Ignored: run it by hand against the local cluster (scripts/cluster up), after a change to the
 //! controller's API calls or to the chart's rules:
@@ -18,13 +27,14 @@
 //! Knobs: `RBAC_MIN_PER_VERB=1` removes one verb of one rule at a time instead of whole rules
 //! (much longer; verbs used only on rare paths, e.g. events get/patch on a name conflict, show up as
 //! "not needed?" because this scenario does not reach them); `RBAC_MIN_TIMEOUT` (seconds per phase,
-//! default 30). About 7 minutes on 2 cores: the baseline takes ~10 s, a rule that breaks the
+//! default 30). About 9 minutes on 2 cores: the baseline takes ~15 s, a rule that breaks the
 //! verdict costs the phase timeout.
 mod support;
 
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use chaos_conductor::api::{ChaosResult, ChaosSchedule};
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, RoleRef, Subject};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -39,6 +49,11 @@ use support::*;
 const CONDUCTOR_SA: &str = "conductor";
 /// The recorded author of the engines (a user with create jobs/pods in the test namespace).
 const AUTHOR: &str = "rbacmin-author";
+/// The ChaosSchedule of the scenario; with `now: true` its one engine has the same name.
+const SCHEDULE: &str = "sched";
+/// The admission plugin that makes `<owner>/finalizers [update]` necessary for owner references
+/// with `blockOwnerDeletion` (off in scripts/cluster unless CLUSTER_ENABLE_ADMISSION_PLUGINS).
+const OWNER_REFS_PLUGIN: &str = "OwnerReferencesPermissionEnforcement";
 
 fn phase_timeout() -> Duration {
     let secs = std::env::var("RBAC_MIN_TIMEOUT")
@@ -87,27 +102,86 @@ fn rule_label(r: &PolicyRule) -> String {
     )
 }
 
-/// (label, rules): the baseline, then one variant per removed rule (or verb).
-fn variants(rules: &[PolicyRule], per_verb: bool) -> Vec<(String, Vec<PolicyRule>)> {
-    let mut out = vec![(
-        format!("baseline (all {} rules)", rules.len()),
-        rules.to_vec(),
-    )];
+/// One run of the scenario: its label, the rules bound, and the rule removed (None: baseline).
+struct Variant {
+    label: String,
+    rules: Vec<PolicyRule>,
+    removed: Option<PolicyRule>,
+}
+
+/// The baseline, then one variant per removed rule (or verb).
+fn variants(rules: &[PolicyRule], per_verb: bool) -> Vec<Variant> {
+    let mut out = vec![Variant {
+        label: format!("baseline (all {} rules)", rules.len()),
+        rules: rules.to_vec(),
+        removed: None,
+    }];
     for (i, rule) in rules.iter().enumerate() {
         if per_verb {
             for verb in &rule.verbs {
                 let mut less = rules.to_vec();
                 less[i].verbs.retain(|v| v != verb);
                 less.retain(|r| !r.verbs.is_empty());
-                out.push((format!("- {verb} from {}", rule_label(rule)), less));
+                out.push(Variant {
+                    label: format!("- {verb} from {}", rule_label(rule)),
+                    rules: less,
+                    removed: Some(rule.clone()),
+                });
             }
         } else {
             let mut less = rules.to_vec();
             less.remove(i);
-            out.push((format!("- {}", rule_label(rule)), less));
+            out.push(Variant {
+                label: format!("- {}", rule_label(rule)),
+                rules: less,
+                removed: Some(rule.clone()),
+            });
         }
     }
     out
+}
+
+/// Why the removal of `rule` may break nothing on this cluster although real clusters need it
+/// (None: it must break the scenario). The allow-list is this function; each entry says why.
+fn exception(rule: &PolicyRule, owner_refs_enforced: bool) -> Option<String> {
+    let litmus = rule
+        .api_groups
+        .iter()
+        .flatten()
+        .any(|g| g == "litmuschaos.io");
+    let finalizers = rule
+        .resources
+        .iter()
+        .flatten()
+        .any(|r| r == "chaosschedules/finalizers");
+    (litmus && finalizers && !owner_refs_enforced).then(|| {
+        format!(
+            "needed only with the {OWNER_REFS_PLUGIN} admission plugin (the schedule's engines \
+             carry blockOwnerDeletion owner references, src/scheduler/engines.rs), which this \
+             cluster does not run; prove it with CLUSTER_ENABLE_ADMISSION_PLUGINS={OWNER_REFS_PLUGIN} \
+             scripts/cluster up"
+        )
+    })
+}
+
+/// Whether the apiserver runs the OwnerReferencesPermissionEnforcement plugin: every admission
+/// plugin in the chain reports its calls in `apiserver_admission_controller_admission_duration_seconds`
+/// with its name, and the cluster's own startup already went through it (creates of Namespaces,
+/// CRDs, ServiceAccounts).
+async fn owner_refs_enforced(admin: &Client) -> bool {
+    // axum re-exports the `http` crate that kube takes (no extra dependency).
+    let request = axum::http::Request::get("/metrics")
+        .body(Vec::new())
+        .expect("a GET request");
+    let metrics = admin
+        .request_text(request)
+        .await
+        .expect("the apiserver's /metrics (admin)");
+    let needle = format!("name=\"{OWNER_REFS_PLUGIN}\"");
+    metrics.lines().any(|l| {
+        l.starts_with("apiserver_admission_controller_admission_duration_seconds")
+            && l.contains(&needle)
+    })
 }
 
 /// Binds `rules` to the conductor ServiceAccount of `ns`; the objects are named `name`.
@@ -165,6 +239,57 @@ fn engine(name: &str, experiment: &str) -> chaos_conductor::api::ChaosEngine {
             AUTHOR,
         )
         .build()
+}
+
+/// A ChaosSchedule that runs once now and keeps no finished engine (`historyLimit: 0`, our
+/// extension, docs/schedule.md), so the controller creates, runs and deletes one engine. The
+/// schedule's annotations (the recorded author) are copied to its engine (src/scheduler/engines.rs).
+fn schedule(experiment: &str) -> String {
+    let template = engine(SCHEDULE, experiment).spec;
+    let schedule = json!({"apiVersion": "litmuschaos.io/v1alpha1", "kind": "ChaosSchedule",
+        "metadata": {"name": SCHEDULE,
+            "annotations": {chaos_conductor::controller::author::AUTHOR_ANNOTATION: AUTHOR}},
+        "spec": {"schedule": {"now": true}, "historyLimit": 0, "engineTemplateSpec": template}});
+    format!("---\n{schedule}\n")
+}
+
+/// The schedule's run is over: status completed, scheduleState complete, its ChaosResult Pass
+/// and its engine deleted (historyLimit 0). `None` when done, else what is still missing.
+async fn schedule_progress(env: &TestEnv) -> Option<String> {
+    let s = match env.api::<ChaosSchedule>().get(SCHEDULE).await {
+        Ok(s) => s,
+        Err(e) => return Some(format!("schedule: {e}")),
+    };
+    let status = s
+        .status
+        .as_ref()
+        .and_then(|st| st.schedule.as_ref())
+        .and_then(|st| st.status.clone())
+        .unwrap_or_default();
+    if status != "completed" || s.spec.schedule_state.as_deref() != Some("complete") {
+        return Some(format!(
+            "schedule status {status:?}, scheduleState {:?}",
+            s.spec.schedule_state
+        ));
+    }
+    let result = env
+        .api::<ChaosResult>()
+        .get_opt(&format!("{SCHEDULE}-pod-delete"))
+        .await
+        .ok()
+        .flatten();
+    let verdict = result
+        .and_then(|r| r.status)
+        .map(|st| st.experiment_status.verdict)
+        .unwrap_or_default();
+    if verdict != "Pass" {
+        return Some(format!("schedule's ChaosResult verdict {verdict:?}"));
+    }
+    match env.engines().get_opt(SCHEDULE).await {
+        Ok(None) => None,
+        Ok(Some(_)) => Some("schedule's finished engine not deleted (historyLimit 0)".into()),
+        Err(e) => Some(format!("schedule's engine: {e}")),
+    }
 }
 
 /// The author's rights: what a run needs (src/controller/author.rs NEEDED).
@@ -326,7 +451,35 @@ async fn run_variant(k: usize, rules: Vec<PolicyRule>) -> Vec<String> {
             }
         }
     };
-    if let Err(why) = aborted {
+    // 3. A ChaosSchedule: one engine created, run to Pass, the schedule completed, the engine
+    //    deleted beyond historyLimit.
+    let scheduled = match aborted {
+        Err(why) => Err(why),
+        Ok(()) => match env.apply_yaml(&schedule("pod-delete")).await {
+            Err(e) => Err(format!("schedule: applying it: {e:#}")),
+            Ok(_) => {
+                let start = Instant::now();
+                loop {
+                    if let Some(status) = ctrl.exited() {
+                        break Err(format!(
+                            "controller exited ({status}) before the schedule ran"
+                        ));
+                    }
+                    let Some(missing) = schedule_progress(&env).await else {
+                        break Ok(());
+                    };
+                    if start.elapsed() > phase_timeout() {
+                        break Err(format!(
+                            "schedule: not within {:?} ({missing})",
+                            phase_timeout()
+                        ));
+                    }
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                }
+            }
+        },
+    };
+    if let Err(why) = scheduled {
         broke.push(why);
     }
     let forbidden: Vec<String> = ctrl
@@ -379,9 +532,16 @@ async fn run_variant(k: usize, rules: Vec<PolicyRule>) -> Vec<String> {
 async fn every_rule_of_the_chart_cluster_role_is_needed() {
     let per_verb = std::env::var("RBAC_MIN_PER_VERB").is_ok_and(|v| v == "1");
     let variants = variants(&chart_rules(), per_verb);
+    let enforced = owner_refs_enforced(&connect().await.expect("the test cluster").0).await;
+    eprintln!("[rbac-minimality] {OWNER_REFS_PLUGIN} admission plugin on: {enforced}");
     let started = Instant::now();
     let mut table = Vec::new();
-    for (k, (label, rules)) in variants.into_iter().enumerate() {
+    for (k, v) in variants.into_iter().enumerate() {
+        let Variant {
+            label,
+            rules,
+            removed,
+        } = v;
         let t0 = Instant::now();
         let broke = run_variant(k, rules).await;
         eprintln!(
@@ -393,23 +553,27 @@ async fn every_rule_of_the_chart_cluster_role_is_needed() {
             },
             t0.elapsed()
         );
-        table.push((label, broke));
+        let why = removed.and_then(|r| exception(&r, enforced));
+        table.push((label, broke, why));
     }
     println!("\n{:<70} | what broke", "rule removed");
     println!("{}", "-".repeat(150));
     let mut problems = Vec::new();
-    for (k, (label, broke)) in table.iter().enumerate() {
-        let outcome = match (k, broke.is_empty()) {
-            (0, true) => "ok: verdict Pass, abort stopped, no forbidden".to_string(),
-            (0, false) => {
+    for (k, (label, broke, why)) in table.iter().enumerate() {
+        let outcome = match (k, broke.is_empty(), why) {
+            (0, true, _) => {
+                "ok: verdict Pass, abort stopped, schedule completed, no forbidden".to_string()
+            }
+            (0, false, _) => {
                 problems.push(format!("baseline broken: {}", broke.join("; ")));
                 format!("BASELINE BROKEN: {}", broke.join("; "))
             }
-            (_, true) => {
+            (_, true, Some(why)) => format!("EXCEPTION (nothing broke here): {why}"),
+            (_, true, None) => {
                 problems.push(format!("{label}: not needed? nothing broke"));
                 "NOT NEEDED? nothing broke".to_string()
             }
-            (_, false) => broke.join("; "),
+            (_, false, _) => broke.join("; "),
         };
         println!("{label:<70} | {outcome}");
     }
