@@ -217,6 +217,29 @@ async fn halt_during_twenty_running_engines_then_resume() {
     );
     let api = env.engines();
 
+    // The apiserver loads a new admission policy a moment after it is created: wait until a
+    // server-side dry run of an engine comes back with the author the chart's MutatingAdmissionPolicy
+    // records, so the engines below are created with the policy in effect.
+    let probe = engine("probe", "container-kill");
+    env.wait_for(
+        "the author policy in effect",
+        Duration::from_secs(60),
+        async || {
+            let dry = kube::api::PostParams {
+                dry_run: true,
+                ..Default::default()
+            };
+            let made = api.create(&dry, &probe).await?;
+            anyhow::ensure!(
+                made.annotations()
+                    .contains_key(chaos_conductor::controller::author::AUTHOR_ANNOTATION),
+                "the dry run came back without an author"
+            );
+            Ok(())
+        },
+    )
+    .await;
+
     // One engine runs to its verdict first, to be restarted while the switch is engaged. The
     // chart's policy recorded its author, so that run also passed the launch-time re-check of the
     // author (src/controller/author.rs) with the chart's RBAC.
