@@ -9,6 +9,8 @@ pub mod error;
 pub mod events;
 pub mod halt;
 pub mod observe;
+#[cfg(test)]
+mod observe_tests;
 pub mod run;
 
 pub use context::{Context, Settings, StatusMode};
