@@ -7,8 +7,8 @@ use serde_json::json;
 
 use crate::api::*;
 use crate::engine::fixtures::*;
-use crate::engine::job::{self, JobIdentity, merge_env, merge_volume_sources, render_job, targets};
-use crate::engine::plan::plan;
+use crate::engine::job::{self, merge_env, merge_volume_sources, render_job, targets};
+use crate::engine::plan::{gate, plan};
 
 #[test]
 fn rendered_job_follows_litmus() {
@@ -24,19 +24,8 @@ fn rendered_job_follows_litmus() {
             "configMaps": [{"name": "exp-config", "mountPath": "/mnt/other"}, {"name": "more", "mountPath": "/mnt/more"}]
         }}}]
     }));
-    let exp = experiment("pod-delete");
-    let entry = &e.spec.experiments[0];
-    let j = render_job(
-        &e,
-        &exp,
-        JobIdentity {
-            index: 0,
-            run_id: 3,
-            iteration: 1,
-            entry,
-        },
-    )
-    .unwrap();
+    let o = observed_all_present(&["pod-delete"]);
+    let j = render_job(&gate(&e, &o, "pod-delete", 3, 1).unwrap().unwrap());
     let name = j.metadata.name.clone().unwrap();
     let labels = j.metadata.labels.clone().unwrap();
     assert_eq!(
@@ -139,18 +128,8 @@ fn sidecars_get_their_env_and_shared_secret_volumes() {
         SIDECAR_ANNOTATION.to_string(),
         "true".to_string(),
     )]));
-    let entry = &e.spec.experiments[0];
-    let j = render_job(
-        &e,
-        &experiment("pod-delete"),
-        JobIdentity {
-            index: 0,
-            run_id: 1,
-            iteration: 1,
-            entry,
-        },
-    )
-    .unwrap();
+    let o = observed_all_present(&["pod-delete"]);
+    let j = render_job(&gate(&e, &o, "pod-delete", 1, 1).unwrap().unwrap());
     let pod = j.spec.unwrap().template.spec.unwrap();
     assert_eq!(pod.containers.len(), 2);
     let sc = &pod.containers[1];

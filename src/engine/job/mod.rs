@@ -11,7 +11,8 @@ use k8s_openapi::api::core::v1::{
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 
-use crate::api::{ChaosEngine, ChaosExperiment, ExperimentList};
+use crate::api::ExperimentList;
+use crate::engine::plan::Launchable;
 
 mod env;
 mod names;
@@ -71,38 +72,19 @@ fn non_empty_map(m: BTreeMap<String, String>) -> Option<BTreeMap<String, String>
     (!m.is_empty()).then_some(m)
 }
 
-/// Renders the experiment Job for one experiment of one run.
-pub fn render_job(
-    engine: &ChaosEngine,
-    experiment: &ChaosExperiment,
-    id: JobIdentity<'_>,
-) -> Result<Job, RenderError> {
-    let (Some(engine_name), Some(namespace), Some(uid)) = (
-        engine.metadata.name.as_deref(),
-        engine.metadata.namespace.as_deref(),
-        engine.metadata.uid.as_deref(),
-    ) else {
-        return Err(RenderError::IncompleteEngine);
-    };
+/// Renders the experiment Job of a launch that passed the gate (src/engine/plan/launch.rs): every
+/// check (service account, ConfigMaps/Secrets, sidecars, the definition's command and args, the
+/// engine's identity) was made there, once, so rendering cannot fail.
+pub fn render_job(launch: &Launchable<'_>) -> Job {
+    let engine = launch.engine();
+    let experiment = launch.experiment();
+    let id = launch.identity();
+    let (engine_name, namespace, uid) = launch.engine_identity();
     let def = &experiment.spec.definition;
     let comps = &id.entry.spec.components;
     let exp_name = id.entry.name.as_str();
-    if def.command.is_empty() {
-        return Err(RenderError::EmptyDefinitionField(
-            exp_name.into(),
-            "command",
-        ));
-    }
-    if def.args.is_empty() {
-        return Err(RenderError::EmptyDefinitionField(exp_name.into(), "args"));
-    }
-    let service_account = engine
-        .spec
-        .chaos_service_account
-        .clone()
-        .filter(|s| !s.is_empty())
-        .ok_or(RenderError::NoServiceAccount)?;
-    let sources = mounted_sources(experiment, id.entry)?;
+    let service_account = launch.service_account().to_string();
+    let sources = launch.sources();
     let name = job_name(exp_name, uid, id.run_id, id.index, id.iteration);
 
     // Labels: experiment labels, then the engine's, then chaosUID last so nothing can override it
@@ -179,50 +161,40 @@ pub fn render_job(
         ..Default::default()
     };
     let mut containers = vec![main];
-    if engine.sidecar_enabled() {
-        let sidecars = engine
-            .spec
-            .components
-            .as_ref()
-            .map(|c| c.sidecar.clone())
-            .unwrap_or_default();
-        if sidecars.is_empty() {
-            return Err(RenderError::NoSidecar);
-        }
-        for (i, sidecar) in sidecars.iter().enumerate() {
-            let mut env = EnvList(sidecar.env.clone());
-            env.set(downward("POD_NAME", "metadata.name"));
-            env.set(downward("POD_NAMESPACE", "metadata.namespace"));
-            env.set_value("MAIN_CONTAINER", name.clone());
-            let mut sidecar_mounts = Vec::new();
-            for secret in &sidecar.secrets {
-                // Litmus added a second volume of the same name (an invalid pod); share it instead.
-                if !volumes.iter().any(|v| v.name == secret.name) {
-                    volumes.push(secret_volume(&secret.name));
-                }
-                sidecar_mounts.push(VolumeMount {
-                    name: secret.name.clone(),
-                    mount_path: secret.mount_path.clone(),
-                    ..Default::default()
-                });
+    // Sidecars only when the annotation enables them; the gate refused an enabled but empty list.
+    for (i, sidecar) in launch.sidecars().iter().enumerate() {
+        let mut env = EnvList(sidecar.env.clone());
+        env.set(downward("POD_NAME", "metadata.name"));
+        env.set(downward("POD_NAMESPACE", "metadata.namespace"));
+        env.set_value("MAIN_CONTAINER", name.clone());
+        let mut sidecar_mounts = Vec::new();
+        for secret in &sidecar.secrets {
+            // Litmus added a second volume of the same name (an invalid pod); share it instead.
+            if !volumes.iter().any(|v| v.name == secret.name) {
+                volumes.push(secret_volume(&secret.name));
             }
-            containers.push(Container {
-                name: format!("{name}-sidecar-{}", suffix6(&format!("{name}/sidecar/{i}"))),
-                image: Some(sidecar.image.clone()),
-                image_pull_policy: Some(
-                    sidecar
-                        .image_pull_policy
-                        .clone()
-                        .filter(|p| !p.is_empty())
-                        .unwrap_or_else(|| "IfNotPresent".into()),
-                ),
-                env: Some(env.0),
-                env_from: non_empty(sidecar.env_from.clone()),
-                resources: comps.resources.clone(),
-                volume_mounts: non_empty(sidecar_mounts),
+            sidecar_mounts.push(VolumeMount {
+                name: secret.name.clone(),
+                mount_path: secret.mount_path.clone(),
                 ..Default::default()
             });
         }
+        containers.push(Container {
+            name: format!("{name}-sidecar-{}", suffix6(&format!("{name}/sidecar/{i}"))),
+            image: Some(sidecar.image.clone()),
+            image_pull_policy: Some(
+                sidecar
+                    .image_pull_policy
+                    .clone()
+                    .filter(|p| !p.is_empty())
+                    .unwrap_or_else(|| "IfNotPresent".into()),
+            ),
+            env: Some(env.0),
+            env_from: non_empty(sidecar.env_from.clone()),
+            resources: comps.resources.clone(),
+            volume_mounts: non_empty(sidecar_mounts),
+            ..Default::default()
+        });
     }
 
     let grace = engine
@@ -250,7 +222,7 @@ pub fn render_job(
         controller: Some(true),
         block_owner_deletion: None,
     };
-    Ok(Job {
+    Job {
         metadata: ObjectMeta {
             name: Some(name),
             namespace: Some(namespace.into()),
@@ -272,7 +244,7 @@ pub fn render_job(
             ..Default::default()
         }),
         status: None,
-    })
+    }
 }
 
 fn secret_volume(name: &str) -> Volume {

@@ -3,6 +3,7 @@
 mod abort;
 mod batch;
 mod finish;
+mod gate;
 mod launch;
 mod monitor;
 mod start;
