@@ -1,6 +1,6 @@
 //! Which experiments may start now: sequential (Litmus), parallel with a limit, or a dependency
 //! graph (`spec.execution`, our extension).
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use super::phase::ExperimentPhase;
 use crate::api::{ChaosEngine, ChaosEngineStatus, verdict};
@@ -33,43 +33,6 @@ fn mode(engine: &ChaosEngine) -> Mode {
         Some("graph") => Mode::Graph,
         _ => Mode::Sequential,
     }
-}
-
-/// Problems with `spec.execution`: unknown names, self-dependencies, cycles.
-pub fn check(engine: &ChaosEngine) -> Option<String> {
-    let exec = engine.spec.execution.as_ref()?;
-    let names: BTreeSet<&str> = engine
-        .spec
-        .experiments
-        .iter()
-        .map(|e| e.name.as_str())
-        .collect();
-    for (name, deps) in &exec.depends_on {
-        if !names.contains(name.as_str()) {
-            return Some(format!(
-                "spec.execution.dependsOn: {name} is not in spec.experiments"
-            ));
-        }
-        for dep in deps {
-            if dep == name {
-                return Some(format!(
-                    "spec.execution.dependsOn.{name}: an experiment cannot depend on itself"
-                ));
-            }
-            if !names.contains(dep.as_str()) {
-                return Some(format!(
-                    "spec.execution.dependsOn.{name}: {dep} is not in spec.experiments"
-                ));
-            }
-        }
-    }
-    if let Some(cycle) = find_cycle(&exec.depends_on) {
-        return Some(format!(
-            "spec.execution.dependsOn: dependency cycle {}",
-            cycle.join(" -> ")
-        ));
-    }
-    None
 }
 
 /// A dependency cycle, as the list of names along it, if there is one.

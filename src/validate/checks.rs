@@ -5,38 +5,19 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 
 use super::problem::{Problem, index_field, join_field};
-use crate::api::limits::{self, MAX_EXPERIMENT_NAME_LEN, MAX_EXPERIMENTS, MAX_ITERATIONS};
+pub use super::rules::{
+    INCOMPLETE_APPINFO, INCOMPLETE_CONFIGMAP, INCOMPLETE_SECRET, engine_rules, too_many_experiments,
+};
+use crate::api::limits::{self, MAX_EXPERIMENT_NAME_LEN};
 use crate::api::{ChaosEngine, ChaosExperiment, VolumeSource};
 
-/// Litmus operator message when only one of appkind / applabel is set.
-pub const INCOMPLETE_APPINFO: &str = "incomplete appinfo, provide appkind and applabel both";
-/// Litmus runner message for an engine configMaps entry without name or mountPath.
-pub const INCOMPLETE_CONFIGMAP: &str = "Incomplete Information in ConfigMap, will skip execution";
-/// Litmus runner message for an engine secrets entry without name or mountPath.
-pub const INCOMPLETE_SECRET: &str = "Incomplete Information in Secret, will skip execution";
-
-/// Run-time rules of a ChaosEngine (Litmus operator and runner).
+/// Run-time rules of a ChaosEngine (Litmus operator and runner): the engine rules of
+/// [`engine_rules`] (what the controller refuses a whole engine for, in its words), then what the
+/// controller checks per experiment before its launch (src/engine/plan/launch.rs `gate`) and what
+/// would only fail later.
 pub fn check_engine(engine: &ChaosEngine) -> Vec<Problem> {
-    let mut out = Vec::new();
+    let mut out = engine_rules(engine);
     let spec = &engine.spec;
-
-    if let Some(appinfo) = &spec.appinfo {
-        let kind = appinfo.appkind.as_deref().unwrap_or_default();
-        let label = appinfo.applabel.as_deref().unwrap_or_default();
-        if kind.is_empty() != label.is_empty() {
-            out.push(Problem::error("spec.appinfo", INCOMPLETE_APPINFO));
-        }
-    }
-    if let Some(selectors) = &spec.selectors {
-        let workloads = selectors.workloads.as_ref().is_some_and(|w| !w.is_empty());
-        let pods = selectors.pods.as_ref().is_some_and(|p| !p.is_empty());
-        if !workloads && !pods {
-            out.push(Problem::error(
-                "spec.selectors",
-                "selectors has neither workloads nor pods",
-            ));
-        }
-    }
     if spec
         .chaos_service_account
         .as_deref()
@@ -53,47 +34,16 @@ pub fn check_engine(engine: &ChaosEngine) -> Vec<Problem> {
             "no experiments: the engine has nothing to run",
         ));
     }
-    if let Some(n) = spec
-        .execution
-        .as_ref()
-        .and_then(|e| e.iterations)
-        .filter(|n| *n > MAX_ITERATIONS)
-    {
-        out.push(Problem::error(
-            "spec.execution.iterations",
-            limits::too_many_iterations(n),
-        ));
-    }
     if too_many_experiments(engine) {
-        // The controller refuses the whole engine; a line per entry would bury that one reason.
-        out.push(Problem::error(
-            "spec.experiments",
-            limits::too_many_experiments(spec.experiments.len()),
-        ));
         return out;
     }
-
-    let mut first_index: BTreeMap<&str, usize> = BTreeMap::new();
     for (i, experiment) in spec.experiments.iter().enumerate() {
         let base = index_field("spec.experiments", i);
-        let name_field = join_field(&base, "name");
-        if experiment.name.is_empty() {
-            out.push(Problem::error(name_field, "must not be empty"));
-        } else if experiment.name.chars().count() > MAX_EXPERIMENT_NAME_LEN {
+        if experiment.name.chars().count() > MAX_EXPERIMENT_NAME_LEN {
             out.push(Problem::error(
-                name_field,
+                join_field(&base, "name"),
                 limits::experiment_name_too_long(&experiment.name),
             ));
-        } else if let Some(first) = first_index.get(experiment.name.as_str()) {
-            out.push(Problem::error(
-                name_field,
-                format!(
-                    "duplicate experiment name {:?} (also spec.experiments[{first}]): names must be unique in an engine",
-                    experiment.name
-                ),
-            ));
-        } else {
-            first_index.insert(&experiment.name, i);
         }
         let components = join_field(&base, "spec.components");
         volumes(
@@ -109,7 +59,6 @@ pub fn check_engine(engine: &ChaosEngine) -> Vec<Problem> {
             &mut out,
         );
     }
-
     if let Some(components) = &spec.components {
         for (i, sidecar) in components.sidecar.iter().enumerate() {
             let base = index_field("spec.components.sidecar", i);
@@ -127,49 +76,7 @@ pub fn check_engine(engine: &ChaosEngine) -> Vec<Problem> {
             );
         }
     }
-
-    if let Some(execution) = &spec.execution {
-        for (name, deps) in &execution.depends_on {
-            let field = format!("spec.execution.dependsOn.{name}");
-            if !first_index.contains_key(name.as_str()) {
-                out.push(Problem::error(
-                    field.clone(),
-                    format!("{name:?} is not an experiment of this engine"),
-                ));
-            }
-            for dep in deps {
-                if dep == name {
-                    out.push(Problem::error(
-                        field.clone(),
-                        "an experiment cannot depend on itself",
-                    ));
-                } else if !first_index.contains_key(dep.as_str()) {
-                    out.push(Problem::error(
-                        field.clone(),
-                        format!("depends on {dep:?}, which is not an experiment of this engine"),
-                    ));
-                }
-            }
-        }
-        // Self-dependencies are reported above; a longer cycle would make the controller wait forever.
-        let without_self: std::collections::BTreeMap<String, Vec<String>> = execution
-            .depends_on
-            .iter()
-            .map(|(k, v)| (k.clone(), v.iter().filter(|d| *d != k).cloned().collect()))
-            .collect();
-        if let Some(cycle) = crate::engine::schedule::find_cycle(&without_self) {
-            out.push(Problem::error(
-                "spec.execution.dependsOn",
-                format!("dependency cycle {}", cycle.join(" -> ")),
-            ));
-        }
-    }
     out
-}
-
-/// Whether the engine has more experiments than one engine may have ([`MAX_EXPERIMENTS`]).
-pub fn too_many_experiments(engine: &ChaosEngine) -> bool {
-    engine.spec.experiments.len() > MAX_EXPERIMENTS
 }
 
 fn volumes(entries: &[VolumeSource], field: &str, message: &str, out: &mut Vec<Problem>) {

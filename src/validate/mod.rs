@@ -7,6 +7,7 @@
 pub mod checks;
 pub mod parse;
 pub mod problem;
+pub mod rules;
 pub mod schedule;
 pub mod schema;
 
@@ -17,6 +18,7 @@ use serde_json::Value;
 pub use checks::{check_engine, check_experiment, check_object_meta};
 pub use parse::{MAX_DEPTH, MAX_INPUT_BYTES, ParseError, parse_documents};
 pub use problem::{Problem, Severity};
+pub use rules::{controller_words, engine_rules};
 pub use schema::{CrdSchemas, SchemaError};
 
 use crate::api::{API_VERSION, ChaosEngine, ChaosExperiment, ChaosResult, ChaosSchedule, GROUP};

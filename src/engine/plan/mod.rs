@@ -9,9 +9,9 @@
 //!
 //! | phase | file |
 //! |---|---|
-//! | situation, start, re-run, engine rules | `start.rs` |
+//! | situation, start, re-run, engine rules (from src/validate/rules.rs) | `start.rs` |
 //! | progress of the experiment list, stopOnFailure, iterations | `batch.rs` |
-//! | validate one experiment and launch its Job | `launch.rs` |
+//! | the launch gate for one experiment, and its Job | `launch.rs` |
 //! | monitor a launched experiment | `monitor.rs` |
 //! | verdict, Job cleanup, completion, the `Finished` condition | `finish.rs` |
 //! | abort: sweep, force-delete, settle ChaosResults | `abort.rs` |

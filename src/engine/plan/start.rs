@@ -1,11 +1,8 @@
 //! Where a pass starts: how the controller sees the engine ([`Situation`]), the engine-wide rules,
 //! the status a fresh run starts from, and starting or re-running a run.
-use std::collections::BTreeSet;
-
 use k8s_openapi::jiff::Timestamp;
 
 use super::{Planner, stamp};
-use crate::api::limits;
 use crate::api::{
     ChaosEngine, ChaosEngineStatus, ExperimentStatus, engine_status, experiment_pod,
     experiment_status, result_name, verdict,
@@ -14,7 +11,7 @@ use crate::engine::decision::{Effect, EventSpec, EventType};
 use crate::engine::job;
 use crate::engine::phase::{EnginePhase, ExperimentPhase};
 use crate::engine::random;
-use crate::engine::schedule;
+use crate::validate::rules::{controller_words, engine_rules};
 
 impl<'a> Planner<'a> {
     pub(super) fn start(&mut self) {
@@ -229,51 +226,8 @@ pub(super) fn iterations(engine: &ChaosEngine) -> u32 {
         .max(1)
 }
 
-/// Why the engine as a whole is invalid, in Litmus's words where Litmus has them.
+/// Why the engine as a whole is invalid: the first engine rule it breaks, in the rule book's words
+/// (src/validate/rules.rs), so `validate` and the controller say the same for the same mistake.
 pub fn engine_problem(engine: &ChaosEngine) -> Option<String> {
-    let spec = &engine.spec;
-    if let Some(sel) = &spec.selectors {
-        let workloads = sel.workloads.as_ref().is_some_and(|w| !w.is_empty());
-        let pods = sel.pods.as_ref().is_some_and(|p| !p.is_empty());
-        if !workloads && !pods {
-            return Some("spec.selectors: provide workloads or pods".into());
-        }
-    }
-    if let Some(app) = &spec.appinfo {
-        let kind = app.appkind.as_deref().is_some_and(|s| !s.is_empty());
-        let label = app.applabel.as_deref().is_some_and(|s| !s.is_empty());
-        if kind != label {
-            return Some("incomplete appinfo, provide appkind and applabel both".into());
-        }
-    }
-    if spec.experiments.len() > limits::MAX_EXPERIMENTS {
-        return Some(format!(
-            "spec.experiments: {}",
-            limits::too_many_experiments(spec.experiments.len())
-        ));
-    }
-    if let Some(n) = spec.execution.as_ref().and_then(|x| x.iterations)
-        && n > limits::MAX_ITERATIONS
-    {
-        return Some(format!(
-            "spec.execution.iterations: {}",
-            limits::too_many_iterations(n)
-        ));
-    }
-    let mut seen = BTreeSet::new();
-    for e in &spec.experiments {
-        if e.name.is_empty() {
-            return Some("spec.experiments: every experiment needs a name".into());
-        }
-        if !seen.insert(e.name.as_str()) {
-            return Some(format!(
-                "spec.experiments: experiment {} is listed twice (names must be unique)",
-                e.name
-            ));
-        }
-    }
-    if let Some(err) = schedule::check(engine) {
-        return Some(err);
-    }
-    None
+    engine_rules(engine).first().map(controller_words)
 }

@@ -6,4 +6,5 @@ mod finish;
 mod gate;
 mod launch;
 mod monitor;
+mod rules;
 mod start;
