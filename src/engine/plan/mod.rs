@@ -12,12 +12,14 @@
 //! | situation, start, re-run, engine rules (from src/validate/rules.rs) | `start.rs` |
 //! | progress of the experiment list, stopOnFailure, iterations | `batch.rs` |
 //! | the launch gate for one experiment, and its Job | `launch.rs` |
-//! | monitor a launched experiment | `monitor.rs` |
+//! | what is observed of a launched experiment, in the order it is checked | `assess.rs` |
+//! | acting on it: running, verdict, abnormal endings | `monitor.rs` |
 //! | verdict, Job cleanup, completion, the `Finished` condition | `finish.rs` |
 //! | abort: sweep, force-delete, settle ChaosResults | `abort.rs` |
 //!
 //! This file holds the inputs and tunables, the dispatcher, and the [`Planner`]'s shared helpers.
 mod abort;
+mod assess;
 mod batch;
 mod finish;
 mod launch;
@@ -40,9 +42,9 @@ use crate::api::{ChaosEngine, ChaosEngineStatus, ChaosExperiment, ChaosResult, E
 
 pub use crate::api::limits::MAX_RUN_RECORDS;
 pub use abort::settle_result;
+pub use assess::{Assessment, assess, verdicts_overdue};
 pub use finish::summary_verdict;
 pub use launch::{Launchable, Skip, gate};
-pub use monitor::verdicts_overdue;
 use start::{Situation, situation, working_status};
 pub use start::{aborting, engine_problem, same_status};
 
