@@ -685,13 +685,21 @@ class Bench:
         scripts/bench from charts/chaos-conductor with helm template) and waits until a server-side
         dry run of an engine in `ns` comes back with our finalizer (a new policy takes effect a
         moment after it is created)."""
-        objs = json.load(open(self.a.policy))
-        objs = objs.get("items", [objs]) if isinstance(objs, dict) else objs
+        # kubectl prints one JSON document per object, one after the other (or a List)
+        text, objs, dec, i = open(self.a.policy).read(), [], json.JSONDecoder(), 0
+        while i < len(text):
+            if text[i].isspace():
+                i += 1
+                continue
+            o, i = dec.raw_decode(text, i)
+            objs.extend(o.get("items", [o]) if o.get("kind") == "List" else [o])
         self.policy_objs = []
         for o in objs:
             if o.get("kind") not in ("MutatingAdmissionPolicy", "MutatingAdmissionPolicyBinding"):
                 continue
-            path = f"{self.ADMISSION}/{o['kind'].lower()}s"
+            plural = o["kind"].lower()
+            plural = plural[:-1] + "ies" if plural.endswith("y") else plural + "s"
+            path = f"{self.ADMISSION}/{plural}"
             st, r = self.k.req("POST", path, o)
             if st not in (200, 201, 409):
                 raise RuntimeError(f"create {o['kind']}: {st} {r}")
