@@ -1,4 +1,4 @@
-//! The launch-time re-check of an engine's recorded author (issue 14; README "Security").
+//! The launch-time re-check of an engine's recorded author (README "Security").
 //!
 //! The chart's MutatingAdmissionPolicy records who last wrote an engine's spec (or its
 //! ChaosSchedule's: the scheduler copies the schedule's annotations onto the engines it creates,

@@ -10,6 +10,8 @@ pub mod events;
 pub mod halt;
 pub mod malformed;
 pub mod observe;
+#[cfg(test)]
+mod observe_tests;
 pub mod run;
 
 pub use context::{Context, Settings, StatusMode};
