@@ -196,12 +196,22 @@ impl ChartPolicies {
                 version: "v1".into(),
                 api_version: "admissionregistration.k8s.io/v1".into(),
                 kind: kind.into(),
-                plural: format!("{}s", kind.to_lowercase()),
+                plural: plural(kind),
             };
             let api: Api<DynamicObject> = Api::all_with(self.client.clone(), &ar);
             let lp = ListParams::default()
                 .labels(&format!("app.kubernetes.io/instance={}", self.release));
             let _ = api.delete_collection(&DeleteParams::default(), &lp).await;
         }
+    }
+}
+
+/// The resource name of an admission kind: `…Policy` → `…policies`, `…Binding` → `…bindings` (a
+/// plain `s` named a resource that does not exist, so a delete_collection by it removed nothing).
+pub fn plural(kind: &str) -> String {
+    let lower = kind.to_lowercase();
+    match lower.strip_suffix('y') {
+        Some(stem) => format!("{stem}ies"),
+        None => format!("{lower}s"),
     }
 }
