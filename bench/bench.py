@@ -32,6 +32,8 @@ import time
 import urllib.parse
 
 GROUP = "/apis/litmuschaos.io/v1alpha1"
+# src/api/engine.rs FINALIZER (the chart's admission policy adds it on create)
+FINALIZER = "chaosengine.litmuschaos.io/finalizer"
 FINAL_VERDICTS = {"Pass", "Fail", "Error", "Stopped"}
 
 
@@ -531,6 +533,9 @@ class Bench:
             by[key] = by.get(key, 0) + 1
             if kind == "watch":
                 tot["watch"] += 1
+            elif res.endswith("subjectaccessreviews"):
+                # the author re-check (src/controller/author.rs): a question, nothing is stored
+                tot["review"] = tot.get("review", 0) + 1
             elif kind in ("get", "list"):
                 tot["read"] += 1
             else:
@@ -590,14 +595,14 @@ class Bench:
         return None
 
     # -------------------------------------------------------------------------------- phases
-    def phase_api_cost(self, runs, run_for):
+    def phase_api_cost(self, runs, run_for, prefix="api"):
         """Single-experiment engines one after the other; the controller's requests per run."""
         self.run_for, self.awaited_first = run_for, True
         per_run, uids = [], []
         for i in range(runs):
             off0 = self.log_offset()
             api0 = self.apiserver_requests()
-            uid = self.create_engine(f"api-{i:02d}", "api", "pass")
+            uid = self.create_engine(f"{prefix}-{i:02d}", "api", "pass")
             uids.append(uid)
             self.wait_settled([uid], 60 + run_for * 2)
             # running window: from the controller writing Running + 1 s to our final result write
@@ -633,29 +638,88 @@ class Bench:
         main_ns = self.ns
         self.results["api_modes"] = {}
         for mode in modes:
-            if mode == "subresource":
-                res = self.phase_api_cost(runs, run_for)
+            # `<crd>+policy`: the same with the chart's MutatingAdmissionPolicy in effect (--policy)
+            crd, _, extra = mode.partition("+")
+            policy = extra == "policy"
+            tag = mode.replace("+", "-")
+            if crd == "subresource":
+                if policy:
+                    self.apply_policy(main_ns)
+                try:
+                    res = self.phase_api_cost(runs, run_for, prefix=f"api-{tag}")
+                finally:
+                    if policy:
+                        self.delete_policy()
             else:
                 self.stop_controller()
-                ns = f"{main_ns}-{mode}"
+                ns = f"{main_ns}-{tag}"
                 try:
-                    self.set_crd_mode(mode)
+                    self.set_crd_mode(crd)
                     self.setup_namespace(ns)
                     self.start_watches(ns)
                     self.ns = ns
-                    self.wait_ready_only(self.start_controller(f"api-{mode}", ns))
+                    if policy:
+                        self.apply_policy(ns)
+                    self.wait_ready_only(self.start_controller(f"api-{tag}", ns))
                     res = self.phase_api_cost(runs, run_for)
                 finally:
                     self.stop_controller()
+                    if policy:
+                        self.delete_policy()
                     self.ns = main_ns
                     self.set_crd_mode("subresource")
-                self.wait_ready_only(self.start_controller(f"main-after-{mode}"))
+                self.wait_ready_only(self.start_controller(f"main-after-{tag}"))
+            res["policy"] = policy
             uids = res.pop("uids")
             if mode != "subresource":
                 for uid in uids:  # in a namespace of their own: no later phase's engine count
                     self.tr.created.pop(uid, None)
             self.results["api_modes"][mode] = res
         self.results["api"] = self.results["api_modes"].get(modes[0], {})
+
+    # --------------------------------------------------------------------- admission policy
+    ADMISSION = "/apis/admissionregistration.k8s.io/v1"
+
+    def apply_policy(self, ns):
+        """Creates the chart's MutatingAdmissionPolicy and its binding (--policy: JSON rendered by
+        scripts/bench from charts/chaos-conductor with helm template) and waits until a server-side
+        dry run of an engine in `ns` comes back with our finalizer (a new policy takes effect a
+        moment after it is created)."""
+        # kubectl prints one JSON document per object, one after the other (or a List)
+        text, objs, dec, i = open(self.a.policy).read(), [], json.JSONDecoder(), 0
+        while i < len(text):
+            if text[i].isspace():
+                i += 1
+                continue
+            o, i = dec.raw_decode(text, i)
+            objs.extend(o.get("items", [o]) if o.get("kind") == "List" else [o])
+        self.policy_objs = []
+        for o in objs:
+            if o.get("kind") not in ("MutatingAdmissionPolicy", "MutatingAdmissionPolicyBinding"):
+                continue
+            plural = o["kind"].lower()
+            plural = plural[:-1] + "ies" if plural.endswith("y") else plural + "s"
+            path = f"{self.ADMISSION}/{plural}"
+            st, r = self.k.req("POST", path, o)
+            if st not in (200, 201, 409):
+                raise RuntimeError(f"create {o['kind']}: {st} {r}")
+            self.policy_objs.append(f"{path}/{o['metadata']['name']}")
+        if not self.policy_objs:
+            raise RuntimeError(f"no MutatingAdmissionPolicy in {self.a.policy}")
+        body = self.engine_body("policy-probe", "api", "pass")
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            st, r = self.k.req("POST", f"{GROUP}/namespaces/{ns}/chaosengines?dryRun=All", body)
+            if st == 201 and FINALIZER in (r["metadata"].get("finalizers") or []):
+                log(f"admission policy in effect in {ns}")
+                return
+            time.sleep(0.5)
+        raise RuntimeError("the chart's MutatingAdmissionPolicy did not take effect in 60 s")
+
+    def delete_policy(self):
+        for path in reversed(getattr(self, "policy_objs", [])):
+            self.k.req("DELETE", path)
+        self.policy_objs = []
 
     def latency_stats(self, uids):
         tr = self.tr
@@ -753,6 +817,8 @@ class Bench:
 
         # 1. API cost of single-experiment runs (sequential, nothing else going on), each CRD mode
         modes = a.crd_modes.split(",")
+        if a.policy:
+            modes += [f"{m}+policy" for m in modes if "+" not in m]
         if a.requests_only:
             self.phase_api_modes(modes, runs=a.runs or 2, run_for=10.0)
             self.stop_controller()
@@ -847,6 +913,8 @@ def main():
                    help="only the requests per single-experiment run (10 s runs), in each CRD mode")
     p.add_argument("--crd-modes", default="subresource,litmus",
                    help="comma-separated: subresource (our CRD), litmus (Litmus's CRD, no status subresource)")
+    p.add_argument("--policy", help="JSON of the chart's admission policy objects (helm template): adds the "
+                   "modes subresource+policy and litmus+policy (the MutatingAdmissionPolicy in effect)")
     p.add_argument("--runs", type=int, default=0, help="single-experiment runs per CRD mode (0: by mode)")
     p.add_argument("--rate", type=float, default=20.0)
     p.add_argument("--target", type=int, default=5000)

@@ -622,7 +622,7 @@ async fn escalation_matrix() {
             version: "v1".into(),
             api_version: "admissionregistration.k8s.io/v1".into(),
             kind: kind.into(),
-            plural: format!("{}s", kind.to_lowercase()),
+            plural: support::chart::plural(kind),
         };
         let api: Api<DynamicObject> = Api::all_with(env.client(), &ar);
         let lp = ListParams::default().labels(&format!("app.kubernetes.io/instance={release}"));

@@ -141,7 +141,7 @@ async fn delete_policies(env: &TestEnv, release: &str) {
             version: "v1".into(),
             api_version: "admissionregistration.k8s.io/v1".into(),
             kind: kind.into(),
-            plural: format!("{}s", kind.to_lowercase()),
+            plural: support::chart::plural(kind),
         };
         let api: Api<DynamicObject> = Api::all_with(env.client(), &ar);
         let lp = ListParams::default().labels(&format!("app.kubernetes.io/instance={release}"));

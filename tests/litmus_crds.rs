@@ -236,5 +236,44 @@ async fn scenario(env: TestEnv) {
         dynamic.get("broken").await.unwrap().finalizers().is_empty(),
         "left alone: no finalizer"
     );
+
+    // With the chart's admission policy an unreadable engine is created with our finalizer (the
+    // policy adds it to every new engine, docs/performance.md); its deletion still ends: nothing
+    // of it exists, so the controller releases the finalizer (src/controller/malformed.rs).
+    let policies = support::chart::ChartPolicies::install(&env).await;
+    let unreadable: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "litmuschaos.io/v1alpha1", "kind": "ChaosEngine",
+        "metadata": {"name": "unreadable"},
+        "spec": {"engineState": "active", "chaosServiceAccount": "pod-delete-sa",
+                 "experiments": [{"name": "pod-delete"}],
+                 "terminationGracePeriodSeconds": "thirty"}
+    }))
+    .unwrap();
+    let made = dynamic
+        .create(&PostParams::default(), &unreadable)
+        .await
+        .expect("Litmus's schema and the chart's policies accept it");
+    assert!(
+        made.finalizers().iter().any(|f| f == FINALIZER),
+        "created with our finalizer: {:?}",
+        made.finalizers()
+    );
+    dynamic
+        .delete("unreadable", &kube::api::DeleteParams::default())
+        .await
+        .expect("deleting the unreadable engine");
+    env.wait_for(
+        "the unreadable engine's deletion ends",
+        Duration::from_secs(60),
+        async || match dynamic.get_opt("unreadable").await? {
+            None => Ok(()),
+            Some(o) => Err(anyhow::anyhow!(
+                "still there: finalizers {:?}",
+                o.finalizers()
+            )),
+        },
+    )
+    .await;
+    policies.remove().await;
     env.cleanup().await;
 }

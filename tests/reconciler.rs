@@ -281,6 +281,70 @@ async fn one_experiment_passes_with_litmus_status_job_and_events() {
     env.cleanup().await;
 }
 
+/// With the chart's admission policy on, the engine is created with our finalizer (the author
+/// MutatingAdmissionPolicy adds it, docs/performance.md), so the controller writes the engine four
+/// times in a run on our CRD: launch intent, Running, final status, `stop`; no finalizer write. Fails
+/// if the policy stops adding it (five writes, the first a finalizer patch) or the controller writes
+/// the finalizer anyway.
+#[tokio::test]
+async fn with_the_chart_policy_the_run_has_no_finalizer_write() {
+    let env = setup("pass-policy", &["pod-delete"]).await;
+    let policies = support::chart::ChartPolicies::install(&env).await;
+    let _fake = FakeExperiment::start(env.client(), env.ns(), Behaviour::pass());
+    let _ctrl = InProcessController::start(env.client(), env.ns());
+    let versions = support::watch::EngineVersions::start(env.client(), env.ns(), "folded").await;
+    env.create(&engine("folded").experiment("pod-delete").build())
+        .await;
+    let e = wait_engine(&env, "folded", "completed and at stop", |e| {
+        engine_status(e) == "completed" && e.spec.engine_state.as_deref() == Some("stop")
+    })
+    .await;
+    assert_eq!(entry(&e, 0).2, "Pass");
+    let versions = versions.versions();
+    let created = versions.first().expect("the creation was watched");
+    assert!(
+        created.finalizers().iter().any(|f| f == FINALIZER),
+        "created with our finalizer by the chart's policy: {:?}",
+        created.finalizers()
+    );
+    let writes: Vec<String> = versions
+        .iter()
+        .skip(1)
+        .map(|v| {
+            let s = v.status.clone().unwrap_or_default();
+            format!(
+                "finalizers {:?} engineState {:?} engineStatus {:?} experiments {:?}",
+                v.finalizers(),
+                v.spec.engine_state,
+                s.engine_status,
+                s.experiments
+                    .iter()
+                    .map(|x| (x.phase.clone(), x.status.clone(), x.job_name.clone()))
+                    .collect::<Vec<_>>()
+            )
+        })
+        .collect();
+    assert!(
+        writes.len() <= 4,
+        "{} engine writes for one experiment: {writes:#?}",
+        writes.len()
+    );
+    let launched = versions
+        .get(1)
+        .and_then(|v| v.status.as_ref())
+        .is_some_and(|s| {
+            s.experiments
+                .first()
+                .is_some_and(|x| !x.job_name.is_empty())
+        });
+    assert!(
+        launched,
+        "the first write is the launch intent: {writes:#?}"
+    );
+    env.cleanup().await;
+    policies.remove().await;
+}
+
 #[tokio::test]
 async fn fail_and_error_verdicts_are_copied_from_the_chaos_result() {
     let env = setup("verdicts", &["pod-delete", "container-kill"]).await;

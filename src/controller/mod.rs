@@ -8,6 +8,7 @@ pub mod context;
 pub mod error;
 pub mod events;
 pub mod halt;
+pub mod malformed;
 pub mod observe;
 #[cfg(test)]
 mod observe_tests;

@@ -407,6 +407,10 @@ async fn reject_malformed(
     ctx: &Context,
     invalid: &kube::core::error_boundary::InvalidObject,
 ) -> Result<Action, Error> {
+    // The chart's policy may have put our finalizer on it (src/controller/malformed.rs).
+    if super::malformed::release_unlaunched(ctx, &invalid.metadata).await? {
+        return Ok(Action::await_change());
+    }
     warn!(name = ?invalid.metadata.name, error = %invalid.error, "malformed ChaosEngine");
     let mut engine = ChaosEngine::new(
         invalid.metadata.name.as_deref().unwrap_or_default(),

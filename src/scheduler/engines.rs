@@ -11,7 +11,7 @@ use kube::api::{ApiResource, DynamicObject, TypeMeta};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::api::{API_VERSION, ChaosEngine, ChaosSchedule, engine_status};
+use crate::api::{API_VERSION, ChaosEngine, ChaosSchedule, FINALIZER, engine_status};
 use crate::schedule::Child;
 
 /// Label Litmus puts on every scheduled engine.
@@ -143,6 +143,9 @@ pub fn engine_for(schedule: &ChaosSchedule, name: &str) -> Result<DynamicObject,
             labels: Some(labels),
             annotations: Some(annotations).filter(|a| !a.is_empty()),
             owner_references: Some(vec![owner]),
+            // Created with our finalizer: this process reconciles the engine, and its first pass
+            // then has no finalizer write of its own (docs/performance.md).
+            finalizers: Some(vec![FINALIZER.into()]),
             ..Default::default()
         },
         data: serde_json::json!({ "spec": spec }),
@@ -214,6 +217,11 @@ mod tests {
         assert_eq!(owner.controller, Some(true));
         assert_eq!(owner.block_owner_deletion, Some(true));
         assert_eq!(e.metadata.namespace.as_deref(), Some("litmus"));
+        assert_eq!(
+            e.metadata.finalizers,
+            Some(vec![FINALIZER.to_string()]),
+            "created with our finalizer (no first-pass finalizer write)"
+        );
     }
 
     #[test]

@@ -127,3 +127,91 @@ pub fn write_token_kubeconfig(path: &Path, token: &str, ns: &str) {
     std::fs::write(path, serde_json::to_string(&config).expect("json"))
         .expect("writing kubeconfig");
 }
+
+/// The chart's admission policies (templates/admission-policy.yaml with Deny, the default) bound to
+/// `env`'s namespace only, as a release of their own; removed again by [`ChartPolicies::remove`].
+pub struct ChartPolicies {
+    client: Client,
+    release: String,
+}
+
+impl ChartPolicies {
+    /// Applies them and waits until the apiserver has loaded the MutatingAdmissionPolicy: a
+    /// server-side dry run of an engine comes back with our finalizer (a new policy takes effect
+    /// a moment after it is created).
+    pub async fn install(env: &super::TestEnv) -> Self {
+        let release = format!("pol-{}", super::random_suffix(5));
+        let yaml = render(
+            &release,
+            env.ns(),
+            &["admission-policy.yaml"],
+            &["--set".into(), format!("watchNamespace={}", env.ns())],
+        );
+        env.apply_yaml(&yaml)
+            .await
+            .expect("applying the chart's admission policies");
+        let probe = super::builders::EngineBuilder::new("policy-probe")
+            .service_account(super::SAMPLE_SA)
+            .experiment("pod-delete")
+            .build();
+        let engines = env.engines();
+        env.wait_for(
+            "the chart's MutatingAdmissionPolicy in effect",
+            std::time::Duration::from_secs(60),
+            async || {
+                let dry = PostParams {
+                    dry_run: true,
+                    ..Default::default()
+                };
+                let made = engines.create(&dry, &probe).await?;
+                anyhow::ensure!(
+                    made.metadata
+                        .finalizers
+                        .iter()
+                        .flatten()
+                        .any(|f| f == chaos_conductor::api::FINALIZER),
+                    "the dry run came back without our finalizer"
+                );
+                Ok(())
+            },
+        )
+        .await;
+        Self {
+            client: env.client(),
+            release,
+        }
+    }
+
+    /// Deletes the policies and bindings of this release.
+    pub async fn remove(self) {
+        use kube::api::{ApiResource, DeleteParams, DynamicObject, ListParams};
+        for kind in [
+            "ValidatingAdmissionPolicyBinding",
+            "ValidatingAdmissionPolicy",
+            "MutatingAdmissionPolicyBinding",
+            "MutatingAdmissionPolicy",
+        ] {
+            let ar = ApiResource {
+                group: "admissionregistration.k8s.io".into(),
+                version: "v1".into(),
+                api_version: "admissionregistration.k8s.io/v1".into(),
+                kind: kind.into(),
+                plural: plural(kind),
+            };
+            let api: Api<DynamicObject> = Api::all_with(self.client.clone(), &ar);
+            let lp = ListParams::default()
+                .labels(&format!("app.kubernetes.io/instance={}", self.release));
+            let _ = api.delete_collection(&DeleteParams::default(), &lp).await;
+        }
+    }
+}
+
+/// The resource name of an admission kind: `…Policy` → `…policies`, `…Binding` → `…bindings` (a
+/// plain `s` named a resource that does not exist, so a delete_collection by it removed nothing).
+pub fn plural(kind: &str) -> String {
+    let lower = kind.to_lowercase();
+    match lower.strip_suffix('y') {
+        Some(stem) => format!("{stem}ies"),
+        None => format!("{lower}s"),
+    }
+}
