@@ -112,7 +112,7 @@ async fn engines_over_the_caps_are_refused_with_the_limit_in_words() {
             },
         )
         .await;
-        // The Warning is delivered from the outbox after the status write (src/controller/apply.rs),
+        // The Warning is delivered from the outbox after the status write (src/controller/apply/outbox.rs),
         // so it may follow the Invalid phase by a moment: wait for it, within a bound.
         let warning = try_wait_for(
             &format!("{name}: the Warning Event"),

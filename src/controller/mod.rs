@@ -1,8 +1,6 @@
 //! The imperative shell: watches, the read step, the write step, and the reconcile loop around the
 //! pure core in [`crate::engine`].
 pub mod apply;
-#[cfg(test)]
-mod apply_tests;
 pub mod author;
 pub mod context;
 pub mod error;

@@ -1,4 +1,4 @@
-//! Unit tests of the write step ([`super::apply::apply`]) against a mocked API (tower-test): the
+//! Unit tests of the write step ([`super::apply`]) against a mocked API (tower-test): the
 //! requests it sends and what it makes of the answers, below the cluster tier (tests/ runs the same
 //! paths on a real control plane).
 use std::collections::HashMap;
@@ -11,10 +11,10 @@ use kube::client::Body;
 use serde_json::{Value, json};
 use tower_test::mock::{self, Handle};
 
-use super::apply::apply;
-use super::context::{Caches, Context, Settings, StatusMode};
-use super::halt::HaltState;
+use super::apply;
 use crate::api::{ChaosEngine, ChaosEngineStatus, EnginePhase};
+use crate::controller::context::{Caches, Context, Settings, StatusMode};
+use crate::controller::halt::HaltState;
 use crate::engine::{Decision, Effect};
 
 const UID: &str = "6e76bd74-0000-4000-8000-0000000000aa";
