@@ -6,7 +6,9 @@ pub mod context;
 pub mod error;
 pub mod events;
 pub mod halt;
+pub mod machinery;
 pub mod observe;
+mod reconcile;
 pub mod run;
 
 pub use context::{Context, Settings, StatusMode};

@@ -15,7 +15,6 @@ mod tests;
 use std::sync::Arc;
 
 use kube::api::{Api, Patch, PatchParams};
-use kube::runtime::reflector::ObjectRef;
 use serde_json::{Value, json};
 use tracing::{info, warn};
 
@@ -185,12 +184,8 @@ fn log_event(ev: &crate::engine::EventSpec) {
 /// Remembers the resourceVersion of our last write to this engine, so a pass triggered before the
 /// watch has delivered it does not plan on the older version (and fail its precondition).
 fn remember_write(ctx: &Context, current: &ChaosEngine) {
-    if let (Some(rv), Ok(mut written)) = (
-        current.metadata.resource_version.clone(),
-        ctx.written.lock(),
-    ) {
-        written.insert(ObjectRef::from_obj(current), rv);
-    }
+    ctx.written
+        .remember(current, current.metadata.resource_version.as_deref());
 }
 
 fn engines(ctx: &Context, ns: &str) -> Api<ChaosEngine> {
