@@ -2,10 +2,13 @@
 //! pure core in [`crate::engine`].
 pub mod apply;
 pub mod author;
+#[cfg(test)]
+mod author_tests;
 pub mod context;
 pub mod error;
 pub mod events;
 pub mod halt;
+mod hold;
 pub mod machinery;
 pub mod observe;
 mod reconcile;
