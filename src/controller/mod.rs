@@ -1,5 +1,16 @@
 //! The imperative shell: watches, the read step, the write step, and the reconcile loop around the
 //! pure core in [`crate::engine`].
+//!
+//! | what | module |
+//! |---|---|
+//! | the Controller: watches, caches, what triggers a pass | `run` |
+//! | one pass over an engine, and the retry after a failed one | `reconcile` |
+//! | read what the decision needs | `observe` |
+//! | the gates in front of a launch: kill switch, author re-check, their shared hold | `halt`, `author`, `hold` |
+//! | write: effects and status | `apply` |
+//! | Events, named the Litmus way | `events` |
+//! | what both reconcilers share (this one and `crate::scheduler`) | `machinery` |
+//! | shared state, settings, errors | `context`, `error` |
 pub mod apply;
 pub mod author;
 #[cfg(test)]
