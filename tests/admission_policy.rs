@@ -1,4 +1,4 @@
-//! The escalation matrix (issue 14): the chart's ValidatingAdmissionPolicies, installed on the real
+//! The escalation matrix (README "Security"): the chart's ValidatingAdmissionPolicies, installed on the real
 //! local cluster, refuse every way an engine, experiment or schedule author could get a workload
 //! they could not create themselves, with a message naming the missing permission, and admit the
 //! same request from an author who holds that permission. Every engine row is repeated as a

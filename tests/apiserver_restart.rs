@@ -1,6 +1,7 @@
 //! The audit trail and the runs survive an apiserver restart: 10 engines run under the real
 //! binary while the apiserver is stopped for 5 s and started again (`scripts/cluster
-//! restart-apiserver`). Every engine completes with Pass, no Job is created twice, and every owed
+//! restart-apiserver`; its graceful stop drains open watches first, measured up to ~60 s here, so
+//! the outage seen by the watches is longer than the 5 s). Every engine completes with Pass, no Job is created twice, and every owed
 //! Event is present exactly once. Run alone (`--ignored`, see scripts/test): the restart would
 //! disturb tests running beside it on the shared cluster.
 mod support;
@@ -18,6 +19,7 @@ use support::*;
 
 const ENGINES: usize = 10;
 const SETTLE: Duration = Duration::from_secs(180);
+const GC_WAIT: Duration = Duration::from_secs(90);
 
 fn completed(e: &ChaosEngine) -> bool {
     e.status
@@ -87,12 +89,22 @@ async fn runs_and_events_survive_an_apiserver_restart() {
     tokio::time::sleep(secs(5)).await;
     let audit = audit_events(&env, &engines).await;
     let (duplicates, detail) = jobs.duplicates(|_| 1);
-    let leftover = env
-        .jobs()
-        .list(&ListParams::default())
-        .await
-        .map(|l| l.items.len())
-        .unwrap_or(usize::MAX);
+    // Deleted Jobs go once the garbage collector has removed their pods (foreground deletion),
+    // and the controller-manager's own watches are still catching up after the restart: bounded
+    // wait for zero, not one read.
+    let gc_start = Instant::now();
+    let leftover = loop {
+        let n = env
+            .jobs()
+            .list(&ListParams::default())
+            .await
+            .map(|l| l.items.len())
+            .unwrap_or(usize::MAX);
+        if n == 0 || gc_start.elapsed() > GC_WAIT {
+            break n;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
     println!(
         "MEASURED apiserver-restart: engines={ENGINES} duplicate_jobs={duplicates} leftover_jobs={leftover} missing_events={} duplicated_events={} stuck_engines={} not_pass={}",
         audit.missing(),

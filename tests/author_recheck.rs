@@ -1,4 +1,4 @@
-//! The launch-time re-check of the recorded author (issue 14, src/controller/author.rs) against the
+//! The launch-time re-check of the recorded author (README "Security", src/controller/author.rs) against the
 //! real local control plane: an engine whose `chaos-conductor.io/author` may not create Jobs and
 //! pods in its namespace is held (no Job, a Warning Event and a status message naming the missing
 //! permission) and starts once the author holds them again; an engine a ChaosSchedule creates

@@ -103,7 +103,7 @@ fn controller_rules() -> Rules {
 }
 
 /// The controller's ClusterRole: its rules plus the Namespace watch of the per-namespace kill
-/// switch (issue 14; a Role cannot grant a cluster-scoped resource).
+/// switch (README "Security"; a Role cannot grant a cluster-scoped resource).
 fn cluster_rules() -> Rules {
     let mut r = controller_rules();
     r.extend(rules(&[("", "namespaces", &["list", "watch"])]));
@@ -416,7 +416,7 @@ fn default_values_render_exact_cluster_wide_rbac_and_a_restricted_deployment() {
                 "ClusterRoleBinding",
                 "Service",
                 "Deployment",
-                // issue 14: the kill switch ConfigMap + its Role, the admission policies
+                // security: the kill switch ConfigMap + its Role, the admission policies
                 "ConfigMap",
                 "Role",
                 "RoleBinding",

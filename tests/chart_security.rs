@@ -1,5 +1,5 @@
-//! Chart assertions for issue 14 (kept apart from scripts/chart-check, which is being ported to
-//! Rust): which objects the admission-policy, kill-switch and Secret-scoping values render.
+//! Chart assertions for the security values (README "Security"; kept apart from tests/chart.rs
+//! to keep each file short): which objects the admission-policy, kill-switch and Secret-scoping values render.
 //! Offline (`helm template` only).
 mod support;
 

@@ -1,4 +1,4 @@
-//! The kill switch (issue 14) on the real local cluster, the controller binary running with the
+//! The kill switch (README "Security") on the real local cluster, the controller binary running with the
 //! chart's RBAC (a TokenRequest token of the chart's ServiceAccount, watchNamespace Role plus the
 //! kill switch Role) and the chart's admission policies installed:
 //! - engaged (`chaos-conductor halt`) during 20 running engines: every one aborted through the

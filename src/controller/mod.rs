@@ -12,6 +12,8 @@
 //! | what both reconcilers share (this one and `crate::scheduler`) | `machinery` |
 //! | shared state, settings, errors | `context`, `error` |
 pub mod apply;
+#[cfg(test)]
+mod apply_tests;
 pub mod author;
 #[cfg(test)]
 mod author_tests;
@@ -22,6 +24,8 @@ pub mod halt;
 mod hold;
 pub mod machinery;
 pub mod observe;
+#[cfg(test)]
+mod observe_tests;
 mod reconcile;
 pub mod run;
 

@@ -9,9 +9,9 @@ use kube::api::Api;
 
 use super::context::Context;
 use super::error::{Error, KubeContext};
-use crate::api::{ChaosEngine, ChaosExperiment};
+use crate::api::{ChaosEngine, ChaosExperiment, ChaosResult};
 use crate::engine::job::{CHAOS_UID_LABEL, mounted_sources};
-use crate::engine::{ExperimentPhase, Observed, aborting, lookups};
+use crate::engine::{ExperimentPhase, Observed, aborting, lookups, verdicts_overdue};
 
 fn has_uid(labels: Option<&std::collections::BTreeMap<String, String>>, uid: &str) -> bool {
     labels
@@ -157,6 +157,27 @@ pub async fn observe(
                 relaunch.push(entry.name.clone())
             }
             _ => {}
+        }
+    }
+
+    // A missing verdict is terminal, and the pod cache may be fresher than the ChaosResult cache
+    // (each watch reconnects on its own: after an apiserver restart the pods can come back first).
+    // So before the plan calls a verdict missing, the result is read from the API. Only once the
+    // grace has run out (see plan::verdicts_overdue): a normal run reads nothing extra.
+    let overdue = verdicts_overdue(engine, &observed, now, &ctx.settings.plan);
+    if !overdue.is_empty() {
+        let results_api: Api<ChaosResult> = Api::namespaced(client.clone(), &ns);
+        for name in overdue {
+            let live = results_api
+                .get_opt(&name)
+                .await
+                .during("reading a ChaosResult")?;
+            observed
+                .results
+                .retain(|r| r.metadata.name.as_deref() != Some(name.as_str()));
+            observed
+                .results
+                .extend(live.filter(|r| has_uid(r.metadata.labels.as_ref(), &uid)));
         }
     }
 

@@ -88,8 +88,7 @@ async fn reconcile_engine(ctx: &Arc<Context>, engine: &ChaosEngine) -> Result<Ac
     let now = Timestamp::now();
     let observed = observe(ctx, engine, now).await?;
     let decision = super::halt::plan_gated(&ctx.halt, engine, &observed, now, &ctx.settings.plan);
-    // A run that would start is re-checked against the engine's recorded author (README
-    // "Security").
+    // A run that would start is re-checked against the engine's recorded author (README "Security").
     let decision =
         super::author::check_launch(&ctx.client, engine, &observed, decision, now).await?;
     let replan = apply(ctx, engine, &decision).await?;

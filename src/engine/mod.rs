@@ -9,7 +9,7 @@ pub mod schedule;
 
 pub use decision::{Decision, Effect, EventSource, EventSpec, EventType};
 pub use phase::{EnginePhase, ExperimentPhase};
-pub use plan::{Lookups, Observed, PlanConfig, aborting, lookups, plan};
+pub use plan::{Lookups, Observed, PlanConfig, aborting, lookups, plan, verdicts_overdue};
 
 #[cfg(test)]
 pub(crate) mod fixtures;

@@ -1,5 +1,5 @@
 //! A stand-in for litmus-go: plays the experiment process of every experiment pod in a namespace,
-//! so the controller can be tested on kwok with no real image (litmus-spec §5).
+//! so the controller can be tested on kwok with no real image (docs/litmus-compatibility.md#chaosresult-protocol).
 //!
 //! [`FakeExperiment::start`] watches pods labelled `chaosUID`; each pod with a `job-name` label
 //! (an experiment pod made by a Job) is handled once, when it is first seen Running:
@@ -15,7 +15,7 @@
 //!    Error), `Summary`, the result event, and finishes the pod by annotating it for kwok
 //!    (`e2e.test/outcome: succeed`: litmus-go exits 0 whatever the verdict).
 //!
-//! If the pod gets a deletionTimestamp before it finished (abort, §5.5), it writes phase/verdict
+//! If the pod gets a deletionTimestamp before it finished (abort, docs/litmus-compatibility.md#abort), it writes phase/verdict
 //! Stopped with `EXPERIMENT_ABORTED` and emits `Summary` (Warning) "… has been aborted".
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -515,7 +515,7 @@ async fn play(ctx: &Ctx, pod: Pod, mut rx: watch::Receiver<Pod>) -> anyhow::Resu
     Ok(())
 }
 
-/// §5.5: SIGTERM handler of the experiment.
+/// The SIGTERM handler of the experiment (docs/litmus-compatibility.md#abort).
 async fn abort(ctx: &Ctx, run: &Run, reporter: &Reporter) -> anyhow::Result<()> {
     reporter.stopped().await?;
     ctx.shared.set_state(&run.pod_uid, FakeState::Aborted);

@@ -1,4 +1,4 @@
-//! litmus-go's side of the contract with the controller (litmus-spec §5.3–5.5), written once and
+//! litmus-go's side of the contract with the controller (docs/litmus-compatibility.md#chaosresult-protocol and #abort), written once and
 //! used by both stand-ins: the in-test fake ([`super::fake_experiment`], which plays pods on kwok)
 //! and the in-cluster experiment binary (`examples/experiments.rs`, the go-runner image's
 //! `./experiments`, which runs in a real container). Each is an untrusted writer from the
@@ -193,7 +193,7 @@ impl Reporter {
         self.result_event(&result, verdict, result_type, &msg).await
     }
 
-    /// §5.5, the SIGTERM handler: phase/verdict Stopped, stoppedRuns+1, `Summary` (Warning)
+    /// The SIGTERM handler (docs/litmus-compatibility.md#abort): phase/verdict Stopped, stoppedRuns+1, `Summary` (Warning)
     /// "… has been aborted" on the engine, `Abort` on the result.
     pub async fn stopped(&self) -> anyhow::Result<()> {
         let result = self

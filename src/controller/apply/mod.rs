@@ -6,11 +6,11 @@
 //! | the status: what counts as changed, the merge patch, observedGeneration | `status.rs` |
 //! | each effect: finalizer, stop, Jobs (create or adopt, delete), chaos pods, ChaosResults, Events | `effects.rs` |
 //! | the owed Events of `status.pendingEvents`, emitted off the reconcile slot | `outbox.rs` |
+//!
+//! Its unit tests against a mocked API are src/controller/apply_tests.rs.
 mod effects;
 mod outbox;
 mod status;
-#[cfg(test)]
-mod tests;
 
 use std::sync::Arc;
 

@@ -41,6 +41,7 @@ use crate::api::{ChaosEngine, ChaosEngineStatus, ChaosExperiment, ChaosResult, E
 pub use crate::api::limits::MAX_RUN_RECORDS;
 pub use abort::settle_result;
 pub use finish::summary_verdict;
+pub use monitor::verdicts_overdue;
 use start::{Situation, situation, working_status};
 pub use start::{aborting, engine_problem, same_status};
 

@@ -1,12 +1,12 @@
 //! Watching a launched experiment: the deadline, its Job and pod, its ChaosResult, and the ways it
 //! can end abnormally.
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{ContainerStateTerminated, Pod};
 use k8s_openapi::jiff::Timestamp;
 
 use super::finish::final_verdict;
 use super::launch::LaunchOutcome;
-use super::{Planner, after, after_secs, parse_time, stamp};
-use crate::api::{ChaosResult, ExperimentStatus, experiment_status, verdict};
+use super::{Observed, PlanConfig, Planner, after, after_secs, parse_time, stamp};
+use crate::api::{ChaosEngine, ChaosResult, ExperimentStatus, experiment_status, verdict};
 use crate::engine::decision::{EventSpec, EventType};
 use crate::engine::job;
 use crate::engine::phase::ExperimentPhase;
@@ -104,14 +104,7 @@ impl<'a> Planner<'a> {
             .as_ref()
             .and_then(|s| s.phase.clone())
             .unwrap_or_default();
-        let main = pod
-            .status
-            .as_ref()
-            .and_then(|s| s.container_statuses.as_ref())
-            .and_then(|cs| cs.iter().find(|c| c.name == entry.job_name));
-        let terminated = main
-            .and_then(|c| c.state.as_ref())
-            .and_then(|s| s.terminated.as_ref());
+        let terminated = main_terminated(pod, &entry.job_name);
 
         if pod_phase == "Failed"
             && pod.metadata.deletion_timestamp.is_some()
@@ -144,14 +137,10 @@ impl<'a> Planner<'a> {
             );
             return;
         }
-        if pod_phase == "Succeeded" || terminated.is_some() {
-            let ended = terminated
-                .and_then(|t| t.finished_at.as_ref())
-                .map_or(self.now, |t| t.0);
+        if let Some(due) = self.verdict_due(pod, &entry.job_name) {
             match result.as_ref().and_then(|r| final_verdict(r)) {
                 Some(v) => self.record_verdict(i, v, Some(pod_name)),
                 None => {
-                    let due = after(ended, self.cfg.verdict_grace);
                     if self.now >= due {
                         let why = format!(
                             "ChaosResult {} has no verdict {}s after the experiment container terminated",
@@ -218,6 +207,20 @@ impl<'a> Planner<'a> {
         self.event(EventSpec::runner(&name, EventType::Warning, reason, why));
     }
 
+    /// When an ended experiment pod's verdict is due: its main container's end plus the grace
+    /// (`None` while the pod has not ended).
+    fn verdict_due(&self, pod: &Pod, job_name: &str) -> Option<Timestamp> {
+        let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());
+        let terminated = main_terminated(pod, job_name);
+        if phase != Some("Succeeded") && terminated.is_none() {
+            return None;
+        }
+        let ended = terminated
+            .and_then(|t| t.finished_at.as_ref())
+            .map_or(self.now, |t| t.0);
+        Some(after(ended, self.cfg.verdict_grace))
+    }
+
     /// The experiment pod of a Job: the newest one not being deleted.
     fn pod_of(&self, job_name: &str) -> Option<&'a Pod> {
         self.observed
@@ -261,6 +264,45 @@ impl<'a> Planner<'a> {
             .find(|r| r.metadata.name.as_deref() == Some(entry.result_name.as_str()))
             .filter(|r| result_job(r).is_none_or(|j| j == entry.job_name))
     }
+}
+
+/// The ChaosResults whose verdict this pass would call missing (their pod ended longer than the
+/// grace ago and the observed result has no verdict of this run). A missing verdict is terminal,
+/// and the shell's pod cache may be fresher than its ChaosResult cache (each watch reconnects on
+/// its own, e.g. after an apiserver restart), so the shell confirms these from the API before
+/// planning. Empty in a normal run, which therefore reads nothing extra.
+pub fn verdicts_overdue(
+    engine: &ChaosEngine,
+    observed: &Observed,
+    now: Timestamp,
+    cfg: &PlanConfig,
+) -> Vec<String> {
+    let p = Planner::new(engine, observed, now, cfg);
+    p.status
+        .experiments
+        .iter()
+        .filter(|e| e.phase.is_active() && !e.job_name.is_empty())
+        .filter(|e| {
+            p.pod_of(&e.job_name)
+                .filter(|pod| {
+                    pod.status.as_ref().and_then(|s| s.phase.as_deref()) != Some("Failed")
+                })
+                .and_then(|pod| p.verdict_due(pod, &e.job_name))
+                .is_some_and(|due| now >= due)
+        })
+        .filter(|e| p.result_for(e).and_then(final_verdict).is_none())
+        .map(|e| e.result_name.clone())
+        .collect()
+}
+
+/// The terminated state of a pod's main container (named like its Job).
+fn main_terminated<'p>(pod: &'p Pod, job_name: &str) -> Option<&'p ContainerStateTerminated> {
+    pod.status
+        .as_ref()
+        .and_then(|s| s.container_statuses.as_ref())
+        .and_then(|cs| cs.iter().find(|c| c.name == job_name))
+        .and_then(|c| c.state.as_ref())
+        .and_then(|s| s.terminated.as_ref())
 }
 
 /// The Job a ChaosResult says it was written for (litmus-go copies the pod's labels).

@@ -6,7 +6,7 @@ use k8s_openapi::jiff::Timestamp;
 
 use crate::engine::decision::{Effect, EventType};
 use crate::engine::fixtures::*;
-use crate::engine::plan::{Observed, plan};
+use crate::engine::plan::{Observed, plan, verdicts_overdue};
 
 #[test]
 fn pod_running_is_written_once() {
@@ -269,4 +269,31 @@ fn a_result_not_written_for_this_run_is_not_its_verdict() {
     let d = plan(&e, &o, later(600), &cfg());
     assert_eq!(d.status.experiments[0].verdict, "Error");
     assert!(d.events().any(|e| e.reason == "ExperimentVerdictMissing"));
+}
+
+#[test]
+fn an_overdue_verdict_is_named_for_a_live_read_only_after_the_grace() {
+    let (e, job) = launched();
+    let ended = Observed {
+        jobs: vec![job_obj(&job)],
+        pods: vec![pod(&job, "Succeeded", Some(terminated(0, "Completed")))],
+        ..Default::default()
+    };
+    let name = e.status.as_ref().unwrap().experiments[0]
+        .result_name
+        .clone();
+    assert!(verdicts_overdue(&e, &ended, later(30), &cfg()).is_empty());
+    assert_eq!(verdicts_overdue(&e, &ended, later(61), &cfg()), vec![name]);
+    // With this run's verdict observed there is nothing to confirm.
+    let with_verdict = Observed {
+        results: vec![result(&job, "Pass", "Completed")],
+        ..ended.clone()
+    };
+    assert!(verdicts_overdue(&e, &with_verdict, later(61), &cfg()).is_empty());
+    // A running pod owes no verdict yet, however long it runs.
+    let running_pod = Observed {
+        pods: vec![pod(&job, "Running", Some(running()))],
+        ..ended.clone()
+    };
+    assert!(verdicts_overdue(&e, &running_pod, later(600), &cfg()).is_empty());
 }

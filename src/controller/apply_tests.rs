@@ -1,4 +1,4 @@
-//! Unit tests of the write step ([`super::apply`]) against a mocked API (tower-test): the
+//! Unit tests of the write step ([`super::apply::apply`]) against a mocked API (tower-test): the
 //! requests it sends and what it makes of the answers, below the cluster tier (tests/ runs the same
 //! paths on a real control plane).
 use std::collections::HashMap;
@@ -11,7 +11,7 @@ use kube::client::Body;
 use serde_json::{Value, json};
 use tower_test::mock::{self, Handle};
 
-use super::apply;
+use super::apply::apply;
 use crate::api::{ChaosEngine, ChaosEngineStatus, EnginePhase};
 use crate::controller::context::{Caches, Context, Settings, StatusMode};
 use crate::controller::halt::HaltState;
@@ -21,7 +21,7 @@ const UID: &str = "6e76bd74-0000-4000-8000-0000000000aa";
 const ENGINES: &str = "/apis/litmuschaos.io/v1alpha1/namespaces/ns/chaosengines/e";
 const JOBS: &str = "/apis/batch/v1/namespaces/ns/jobs";
 
-type Mock = Handle<Request<Body>, Response<Body>>;
+pub(super) type Mock = Handle<Request<Body>, Response<Body>>;
 
 fn engine(rv: &str) -> ChaosEngine {
     serde_json::from_value(json!({
@@ -38,17 +38,25 @@ fn engine(rv: &str) -> ChaosEngine {
 }
 
 fn context(client: Client) -> Arc<Context> {
-    let registry = prometheus::Registry::new();
-    Arc::new(Context {
+    context_with(
         client,
-        settings: Settings::default(),
-        status_mode: StatusMode::Subresource,
-        caches: Caches {
+        Caches {
             jobs: kube::runtime::reflector::store().0,
             pods: kube::runtime::reflector::store().0,
             results: kube::runtime::reflector::store().0,
             synced: tokio::sync::watch::channel(0).1,
         },
+    )
+}
+
+/// A context over a mocked client and the given caches (shared with observe_tests.rs).
+pub(super) fn context_with(client: Client, caches: Caches) -> Arc<Context> {
+    let registry = prometheus::Registry::new();
+    Arc::new(Context {
+        client,
+        settings: Settings::default(),
+        status_mode: StatusMode::Subresource,
+        caches,
         by_uid: Mutex::new(HashMap::new()),
         written: Default::default(),
         failures: Default::default(),
@@ -65,7 +73,7 @@ fn mocked() -> (Arc<Context>, Mock) {
 }
 
 /// The next request: method, path and JSON body (`Null` when empty), and its responder.
-async fn next(
+pub(super) async fn next(
     handle: &mut Mock,
 ) -> (
     Method,
@@ -81,7 +89,11 @@ async fn next(
     (method, path, body, send)
 }
 
-fn respond(send: tower_test::mock::SendResponse<Response<Body>>, code: u16, body: Value) {
+pub(super) fn respond(
+    send: tower_test::mock::SendResponse<Response<Body>>,
+    code: u16,
+    body: Value,
+) {
     send.send_response(
         Response::builder()
             .status(StatusCode::from_u16(code).unwrap())
