@@ -238,7 +238,7 @@ class Bench:
 
     def set_crd_mode(self, mode):
         """`subresource`: our CRD (crds/, status subresource). `litmus`: Litmus's shape, as
-        tests/litmus_crds.rs installs it (no subresources, spec and status keep unknown fields), so
+        tests/support/crd_swap.rs installs it (no subresources, spec and status keep unknown fields), so
         the controller writes the status on the main resource (src/controller/run.rs,
         detect_status_mode). The original is kept and put back by `set_crd_mode("subresource")`."""
         st, cur = self.k.req("GET", self.CRD_PATH)

@@ -96,25 +96,10 @@ async fn assert_no_chaos_left(env: &TestEnv, uid: &str) {
     );
 }
 
-/// Waits for an Event on `name` with this reason; returns it.
-async fn wait_event(env: &TestEnv, name: &str, reason: &str) -> EventInfo {
-    env.wait_for(&format!("event {reason} on {name}"), WAIT, async || {
-        let events = env.events_for(name).await;
-        events
-            .iter()
-            .find(|e| e.reason == reason)
-            .cloned()
-            .ok_or_else(|| anyhow::anyhow!("events: {:?}", reasons(&events)))
-    })
-    .await
-}
-
-fn reasons(events: &[EventInfo]) -> Vec<String> {
-    events.iter().map(|e| e.reason.clone()).collect()
-}
-
 async fn assert_stopped_event(env: &TestEnv, name: &str) {
-    let ev = wait_event(env, name, "ChaosEngineStopped").await;
+    let ev = env
+        .wait_event(name, first_with_reason("ChaosEngineStopped"), WAIT)
+        .await;
     assert_eq!(ev.message, "Chaos resources deleted successfully");
     assert_eq!(ev.type_, "Normal");
     assert_eq!(ev.component, "chaos-conductor");
@@ -1079,7 +1064,9 @@ async fn restart_after_abort_runs_again_with_a_fresh_status() {
     assert!(st.aborted_at.is_none(), "fresh status: {st:?}");
     assert_ne!(st.run_id, status_of(&first).run_id);
 
-    let restart = wait_event(&env, "phoenix", "RestartInProgress").await;
+    let restart = env
+        .wait_event("phoenix", first_with_reason("RestartInProgress"), WAIT)
+        .await;
     assert_eq!(restart.message, "ChaosEngine is restarted");
     assert_eq!(restart.count, 1);
 
@@ -1250,7 +1237,13 @@ async fn chaos_pods_that_outlive_the_grace_period_are_force_deleted() {
     assert!(took < secs(30), "{took:?}");
     assert_eq!(entries(&e), vec![aborted_entry()]);
     assert_no_chaos_left(&env, &uid).await;
-    let ev = wait_event(&env, "stubborn", "ChaosResourcesForceDeleted").await;
+    let ev = env
+        .wait_event(
+            "stubborn",
+            first_with_reason("ChaosResourcesForceDeleted"),
+            WAIT,
+        )
+        .await;
     assert_eq!(ev.type_, "Warning");
     assert!(ev.message.contains(&pod), "{}", ev.message);
     assert_stopped_event(&env, "stubborn").await;

@@ -485,17 +485,10 @@ async fn standby_takes_over_after_the_leader_is_killed() {
     assert_eq!(fake.seen().len(), 1, "the experiment ran once");
     fake.assert_no_errors();
     // ChaosEngineCompleted is delivered from the outbox after the final status write
-    // (src/controller/apply.rs), so it may follow the `completed` status by a moment: wait for it,
+    // (src/controller/apply/outbox.rs), so it may follow the `completed` status by a moment: wait for it,
     // then make sure it is the only one.
-    env.wait_for(
-        "the ChaosEngineCompleted Event",
-        secs(30),
-        async || match completion_events(&env, "ha").await {
-            0 => Err(anyhow!("no ChaosEngineCompleted Event yet")),
-            _ => Ok(()),
-        },
-    )
-    .await;
+    env.wait_event("ha", first_with_reason("ChaosEngineCompleted"), secs(30))
+        .await;
     assert_eq!(
         completion_events(&env, "ha").await,
         1,

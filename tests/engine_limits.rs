@@ -112,21 +112,21 @@ async fn engines_over_the_caps_are_refused_with_the_limit_in_words() {
             },
         )
         .await;
-        // The Warning is delivered from the outbox after the status write (src/controller/apply.rs),
+        // The Warning is delivered from the outbox after the status write (src/controller/apply/outbox.rs),
         // so it may follow the Invalid phase by a moment: wait for it, within a bound.
-        let warning = try_wait_for(
-            &format!("{name}: the Warning Event"),
-            Duration::from_secs(30),
-            async || {
-                env.engine_events(name)
-                    .await
-                    .into_iter()
-                    .find(|ev| ev.type_ == "Warning" && ev.message.contains(words.as_str()))
-                    .ok_or_else(|| anyhow::anyhow!("no such Warning yet"))
-            },
-        )
-        .await
-        .ok();
+        let warning = env
+            .try_wait_event(
+                name,
+                |events| {
+                    events
+                        .iter()
+                        .find(|ev| ev.type_ == "Warning" && ev.message.contains(words.as_str()))
+                        .cloned()
+                },
+                Duration::from_secs(30),
+            )
+            .await
+            .ok();
         println!(
             "MEASURED limits-caps {name}: {:?} warning={:?}",
             r.as_ref().map(|s| (&s.phase, &s.message)),

@@ -184,10 +184,10 @@ async fn halt_during_twenty_running_engines_then_resume() {
     env.apply_yaml(&yaml)
         .await
         .expect("applying the chart objects");
-    let token = chart::service_account_token(&env.client(), &ns, &fullname).await;
+    let token = conductor::service_account_token_in(&env.client(), &ns, &fullname).await;
     let dir = tempfile::tempdir().expect("temp dir");
     let kubeconfig = dir.path().join("kubeconfig");
-    chart::write_token_kubeconfig(&kubeconfig, &token, &ns);
+    conductor::write_token_kubeconfig(&kubeconfig, &token, &ns);
     let port = free_port();
     let log_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-logs");
     std::fs::create_dir_all(&log_dir).expect("log dir");

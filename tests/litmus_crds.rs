@@ -12,71 +12,14 @@ mod support;
 
 use std::time::Duration;
 
-use futures::FutureExt;
-
 use chaos_conductor::api::{ChaosEngine, FINALIZER, all_crds};
-use chaos_conductor::controller::StatusMode;
-use chaos_conductor::controller::run::detect_status_mode;
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
-    CustomResourceDefinition, JSONSchemaProps,
-};
+use kube::ResourceExt;
 use kube::api::{Api, ApiResource, DynamicObject, PostParams};
-use kube::{Client, ResourceExt};
 use serde_json::json;
 use support::controller::InProcessController;
+use support::crd_swap::with_litmus_shape;
 use support::forged::{StatusWrite, forged_status_names_someone_elses_job};
 use support::*;
-
-const CRD: &str = "chaosengines.litmuschaos.io";
-
-/// Litmus's shape: no subresources, no printer columns, `spec` and `status` keep unknown fields.
-fn litmus_style(mut crd: CustomResourceDefinition) -> CustomResourceDefinition {
-    let free = || -> JSONSchemaProps {
-        serde_json::from_value(
-            json!({"type": "object", "x-kubernetes-preserve-unknown-fields": true}),
-        )
-        .unwrap()
-    };
-    for v in &mut crd.spec.versions {
-        v.subresources = None;
-        v.additional_printer_columns = None;
-        if let Some(schema) = v
-            .schema
-            .as_mut()
-            .and_then(|s| s.open_api_v3_schema.as_mut())
-        {
-            let props = schema.properties.get_or_insert_with(Default::default);
-            props.insert("spec".into(), free());
-            props.insert("status".into(), free());
-        }
-    }
-    crd
-}
-
-async fn install(client: &Client, crd: CustomResourceDefinition, want: StatusMode) {
-    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
-    let mut crd = crd;
-    let current = api.get(CRD).await.expect("read the ChaosEngine CRD");
-    crd.metadata.resource_version = current.metadata.resource_version;
-    api.replace(CRD, &PostParams::default(), &crd)
-        .await
-        .expect("replace the ChaosEngine CRD");
-    wait_for(
-        "discovery to show the CRD change",
-        Duration::from_secs(60),
-        async || {
-            let mode = detect_status_mode(client)
-                .await
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
-            if mode == want {
-                Ok(())
-            } else {
-                Err(anyhow::anyhow!("still {mode:?}"))
-            }
-        },
-    )
-    .await;
-}
 
 #[tokio::test]
 #[ignore = "swaps the cluster-wide ChaosEngine CRD; run alone: cargo test --test litmus_crds -- --ignored"]
@@ -84,13 +27,7 @@ async fn runs_on_litmus_crds_and_survives_a_malformed_engine() {
     let env = TestEnv::new("litmus-crds").await;
     let client = env.client();
     let ours = all_crds().remove(0);
-    install(
-        &client,
-        litmus_style(ours.clone()),
-        StatusMode::MainResource,
-    )
-    .await;
-    let outcome = std::panic::AssertUnwindSafe(async {
+    with_litmus_shape(&client, ours, async {
         scenario(env).await;
         // The forged status (support::forged) on Litmus's CRDs, in the same window with the swapped CRD.
         let forged = TestEnv::new("litmus-forged").await;
@@ -99,12 +36,7 @@ async fn runs_on_litmus_crds_and_survives_a_malformed_engine() {
         forged_status_names_someone_elses_job(&forged, StatusWrite::MainResource).await;
         forged.cleanup().await;
     })
-    .catch_unwind()
     .await;
-    install(&client, ours, StatusMode::Subresource).await;
-    if let Err(panic) = outcome {
-        std::panic::resume_unwind(panic);
-    }
 }
 
 async fn scenario(env: TestEnv) {

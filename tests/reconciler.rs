@@ -54,27 +54,8 @@ async fn job_of(env: &TestEnv, e: &ChaosEngine, i: usize) -> Job {
         .unwrap_or_else(|err| panic!("Job {name}: {err}"))
 }
 
-fn reasons(events: &[EventInfo]) -> Vec<String> {
-    events.iter().map(|e| e.reason.clone()).collect()
-}
-
-/// The engine's Events once every reason in `want` is among them (Events are written after the
-/// status, so a test that saw the status may look a moment too early).
-async fn events_with(env: &TestEnv, engine: &str, want: &[&str]) -> Vec<EventInfo> {
-    env.wait_for(&format!("events {want:?} on {engine}"), WAIT, async || {
-        let ev = env.engine_events(engine).await;
-        let have = reasons(&ev);
-        if want.iter().all(|w| have.iter().any(|h| h == w)) {
-            Ok(ev)
-        } else {
-            Err(anyhow::anyhow!("have {have:?}"))
-        }
-    })
-    .await
-}
-
 /// The engine's Warning Event with this reason; its message must be the experiment entry's
-/// message (the controller explains the same failure in both places). `events_with` already waited
+/// message (the controller explains the same failure in both places). `wait_event` already waited
 /// for the reason, so what is asserted here is the type and the text.
 fn assert_warning_explains(events: &[EventInfo], reason: &str, entry_message: &str) {
     let ev = events
@@ -209,18 +190,19 @@ async fn one_experiment_passes_with_litmus_status_job_and_events() {
     assert_eq!(seen.env.get("POD_NAME"), Some(&pod));
     fake.assert_no_errors();
 
-    let events = events_with(
-        &env,
-        "nginx-chaos",
-        &[
-            "ChaosEngineInitialized",
-            "ExperimentDependencyCheck",
-            "ExperimentJobCreate",
-            "ExperimentJobCleanUp",
-            "ChaosEngineCompleted",
-        ],
-    )
-    .await;
+    let events = env
+        .wait_event(
+            "nginx-chaos",
+            all_reasons(&[
+                "ChaosEngineInitialized",
+                "ExperimentDependencyCheck",
+                "ExperimentJobCreate",
+                "ExperimentJobCleanUp",
+                "ChaosEngineCompleted",
+            ]),
+            WAIT,
+        )
+        .await;
     let ours: Vec<&EventInfo> = events
         .iter()
         .filter(|e| e.component.ends_with("-runner") || e.component == "chaos-conductor")
@@ -404,7 +386,9 @@ async fn missing_dependencies_skip_with_litmus_warnings() {
             "N/A".into()
         )
     );
-    let ev = events_with(&env, "no-exp", &["ExperimentNotFound"]).await;
+    let ev = env
+        .wait_event("no-exp", all_reasons(&["ExperimentNotFound"]), WAIT)
+        .await;
     let w = ev
         .iter()
         .find(|x| x.reason == "ExperimentNotFound")
@@ -431,7 +415,13 @@ async fn missing_dependencies_skip_with_litmus_warnings() {
                 .message
                 .contains(why)
         );
-        let ev = events_with(&env, engine_name, &["ExperimentDependencyCheck"]).await;
+        let ev = env
+            .wait_event(
+                engine_name,
+                all_reasons(&["ExperimentDependencyCheck"]),
+                WAIT,
+            )
+            .await;
         assert!(
             ev.iter().any(|x| x.reason == "ExperimentDependencyCheck"
                 && x.type_ == "Warning"
@@ -496,7 +486,9 @@ async fn two_experiments_run_in_sequence_and_delete_policy_removes_jobs() {
     let seen = fake.seen();
     assert_eq!(seen.len(), 2);
     assert_eq!(seen[0].experiment, "pod-delete", "list order");
-    let ev = events_with(&env, "seq", &["ExperimentJobCleanUp"]).await;
+    let ev = env
+        .wait_event("seq", all_reasons(&["ExperimentJobCleanUp"]), WAIT)
+        .await;
     assert!(
         ev.iter()
             .any(|x| x.reason == "ExperimentJobCleanUp" && x.message.ends_with("will be deleted"))
@@ -583,12 +575,13 @@ async fn failed_pod_and_pending_pod_end_with_a_reason() {
             .message
             .contains("chaos pod status is Failed")
     );
-    let ev = events_with(
-        &env,
-        "crashes",
-        &["ChaosContainerWatchNotPermitted", "ExperimentPodFailed"],
-    )
-    .await;
+    let ev = env
+        .wait_event(
+            "crashes",
+            all_reasons(&["ChaosContainerWatchNotPermitted", "ExperimentPodFailed"]),
+            WAIT,
+        )
+        .await;
     assert_warning_explains(
         &ev,
         "ChaosContainerWatchNotPermitted",
@@ -610,7 +603,9 @@ async fn failed_pod_and_pending_pod_end_with_a_reason() {
             || message.contains("no experiment pod appeared within STATUS_CHECK_TIMEOUT (3s)"),
         "{message}"
     );
-    let ev = events_with(&env, "stuck", &["ExperimentPodPendingTimeout"]).await;
+    let ev = env
+        .wait_event("stuck", all_reasons(&["ExperimentPodPendingTimeout"]), WAIT)
+        .await;
     assert_warning_explains(&ev, "ExperimentPodPendingTimeout", message);
     env.cleanup().await;
 }
@@ -636,7 +631,9 @@ async fn overall_deadline_ends_a_hung_experiment_and_deletes_its_job() {
             .message
             .contains("did not finish within the deadline of 4s")
     );
-    let ev = events_with(&env, "hung", &["ExperimentTimeout"]).await;
+    let ev = env
+        .wait_event("hung", all_reasons(&["ExperimentTimeout"]), WAIT)
+        .await;
     assert_warning_explains(
         &ev,
         "ExperimentTimeout",
@@ -726,7 +723,8 @@ async fn killed_controller_resumes_and_adopts_the_same_job() {
     let jobs = env.jobs().list(&Default::default()).await.unwrap().items;
     assert_eq!(jobs.len(), 1, "no second Job");
     assert_eq!(fake.seen().len(), 1, "the experiment ran once");
-    let completions = events_with(&env, "resume", &["ChaosEngineCompleted"])
+    let completions = env
+        .wait_event("resume", all_reasons(&["ChaosEngineCompleted"]), WAIT)
         .await
         .into_iter()
         .filter(|x| x.reason == "ChaosEngineCompleted")

@@ -9,18 +9,12 @@ mod support;
 use std::time::Duration;
 
 use chaos_conductor::api::{ChaosSchedule, all_crds};
-use chaos_conductor::controller::StatusMode;
-use futures::FutureExt;
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
-    CustomResourceDefinition, JSONSchemaProps,
-};
-use kube::api::{Api, PostParams};
-use kube::{Client, ResourceExt};
-use serde_json::json;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::ResourceExt;
+use kube::api::Api;
 use support::controller::InProcessController;
+use support::crd_swap::with_litmus_shape;
 use support::*;
-
-const CRD: &str = "chaosschedules.litmuschaos.io";
 
 fn ours() -> CustomResourceDefinition {
     all_crds()
@@ -29,68 +23,12 @@ fn ours() -> CustomResourceDefinition {
         .expect("ChaosSchedule CRD")
 }
 
-/// Litmus's shape: no subresources, no printer columns, `spec` and `status` keep unknown fields.
-fn litmus_style(mut crd: CustomResourceDefinition) -> CustomResourceDefinition {
-    let free = || -> JSONSchemaProps {
-        serde_json::from_value(
-            json!({"type": "object", "x-kubernetes-preserve-unknown-fields": true}),
-        )
-        .unwrap()
-    };
-    for v in &mut crd.spec.versions {
-        v.subresources = None;
-        v.additional_printer_columns = None;
-        if let Some(schema) = v
-            .schema
-            .as_mut()
-            .and_then(|s| s.open_api_v3_schema.as_mut())
-        {
-            let props = schema.properties.get_or_insert_with(Default::default);
-            props.insert("spec".into(), free());
-            props.insert("status".into(), free());
-        }
-    }
-    crd
-}
-
-async fn install(client: &Client, crd: CustomResourceDefinition, want: StatusMode) {
-    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
-    let mut crd = crd;
-    let current = api.get(CRD).await.expect("read the ChaosSchedule CRD");
-    crd.metadata.resource_version = current.metadata.resource_version;
-    api.replace(CRD, &PostParams::default(), &crd)
-        .await
-        .expect("replace the ChaosSchedule CRD");
-    wait_for(
-        "discovery to show the CRD change",
-        Duration::from_secs(60),
-        async || {
-            let mode = chaos_conductor::scheduler::discover(client)
-                .await
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
-            if mode == Some(want) {
-                Ok(())
-            } else {
-                Err(anyhow::anyhow!("still {mode:?}"))
-            }
-        },
-    )
-    .await;
-}
-
 #[tokio::test]
 #[ignore = "swaps the cluster-wide ChaosSchedule CRD; run alone: cargo test --test schedule_litmus_crd -- --ignored"]
 async fn schedules_run_on_litmus_crd_without_status_subresource() {
     let env = setup("sched-litmus-crd", &["pod-delete"]).await;
     let client = env.client();
-    install(&client, litmus_style(ours()), StatusMode::MainResource).await;
-    let outcome = std::panic::AssertUnwindSafe(scenario(&env))
-        .catch_unwind()
-        .await;
-    install(&client, ours(), StatusMode::Subresource).await;
-    if let Err(panic) = outcome {
-        std::panic::resume_unwind(panic);
-    }
+    with_litmus_shape(&client, ours(), scenario(&env)).await;
     env.cleanup().await;
 }
 

@@ -100,23 +100,18 @@ async fn a_result_not_written_by_this_run_is_no_verdict() {
             .cloned()
             .unwrap_or_default();
         // The Event may follow the status write by a moment.
-        let missing = try_wait_for(
-            &format!("{name}: ExperimentVerdictMissing"),
-            if *want == "Error" {
-                Duration::from_secs(10)
-            } else {
-                Duration::from_secs(1)
-            },
-            async || {
-                env.engine_events(name)
-                    .await
-                    .into_iter()
-                    .find(|ev| ev.reason == "ExperimentVerdictMissing")
-                    .ok_or_else(|| anyhow::anyhow!("not yet"))
-            },
-        )
-        .await
-        .ok();
+        let missing = env
+            .try_wait_event(
+                name,
+                first_with_reason("ExperimentVerdictMissing"),
+                if *want == "Error" {
+                    Duration::from_secs(10)
+                } else {
+                    Duration::from_secs(1)
+                },
+            )
+            .await
+            .ok();
         report.push(format!(
             "{name}: stale={stale} experiment_verdict={} engine_verdict={} message={:?} verdict_missing_event={:?}",
             entry.verdict,

@@ -12,9 +12,9 @@ use serde_json::{Value, json};
 use tower_test::mock::{self, Handle};
 
 use super::apply::apply;
-use super::context::{Caches, Context, Settings, StatusMode};
-use super::halt::HaltState;
 use crate::api::{ChaosEngine, ChaosEngineStatus, EnginePhase};
+use crate::controller::context::{Caches, Context, Settings, StatusMode};
+use crate::controller::halt::HaltState;
 use crate::engine::{Decision, Effect};
 
 const UID: &str = "6e76bd74-0000-4000-8000-0000000000aa";
@@ -58,8 +58,8 @@ pub(super) fn context_with(client: Client, caches: Caches) -> Arc<Context> {
         status_mode: StatusMode::Subresource,
         caches,
         by_uid: Mutex::new(HashMap::new()),
-        written: Mutex::new(HashMap::new()),
-        failures: Mutex::new(HashMap::new()),
+        written: Default::default(),
+        failures: Default::default(),
         rejected: Mutex::new(HashMap::new()),
         outbox: Mutex::new(HashMap::new()),
         metrics: Arc::new(crate::metrics::Metrics::new().unwrap()),

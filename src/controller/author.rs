@@ -20,15 +20,15 @@ use std::time::Duration;
 use k8s_openapi::api::authorization::v1::{
     LocalSubjectAccessReview, ResourceAttributes, SubjectAccessReviewSpec,
 };
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, PostParams};
 use kube::{Client, ResourceExt};
 
 use super::error::{Error, KubeContext};
-use super::halt::{HELD_CONDITION, owe, starts_run};
+use super::halt::{HELD_CONDITION, starts_run};
+use super::hold::{self, Hold, has_condition};
 use crate::api::ChaosEngine;
-use crate::engine::{Decision, EventSpec, EventType, Observed};
+use crate::engine::{Decision, Observed};
 
 /// Who last wrote the spec (`request.userInfo.username`), set by the chart's admission policy.
 pub const AUTHOR_ANNOTATION: &str = "chaos-conductor.io/author";
@@ -152,13 +152,6 @@ pub async fn missing(
     Ok(out)
 }
 
-fn has_condition(engine: &ChaosEngine) -> bool {
-    engine
-        .status
-        .as_ref()
-        .is_some_and(|s| s.conditions.iter().any(|c| c.type_ == AUTHOR_CONDITION))
-}
-
 /// The message of a held engine.
 pub fn held_message(author: &Author, namespace: &str, lacking: &[Permission]) -> String {
     let names: Vec<String> = lacking.iter().map(ToString::to_string).collect();
@@ -195,26 +188,25 @@ pub fn gate(
             d
         }
         Some((_, [])) => {
-            if has_condition(engine) {
-                d.status.conditions.retain(|c| c.type_ != AUTHOR_CONDITION);
-                owe(
+            if has_condition(engine, AUTHOR_CONDITION) {
+                hold::release(
                     &mut d,
                     observed,
+                    AUTHOR_CONDITION,
+                    AUTHOR_PERMITTED_REASON,
+                    "the engine's recorded author holds the permissions again: the run starts",
                     now,
-                    EventSpec::operator(
-                        EventType::Normal,
-                        AUTHOR_PERMITTED_REASON,
-                        "the engine's recorded author holds the permissions again: the run starts",
-                    ),
                 );
             }
             d
         }
-        Some((author, lacking)) => hold(engine, observed, &d, author, lacking, now),
+        Some((author, lacking)) => hold_for_author(engine, observed, &d, author, lacking, now),
     }
 }
 
-fn hold(
+/// The engine held because its author lacks `lacking`: [`hold::hold`] with the author's
+/// condition, re-checked after [`RECHECK`].
+fn hold_for_author(
     engine: &ChaosEngine,
     observed: &Observed,
     decision: &Decision,
@@ -223,45 +215,22 @@ fn hold(
     now: Timestamp,
 ) -> Decision {
     let namespace = engine.namespace().unwrap_or_default();
-    let message = held_message(author, &namespace, lacking);
-    let mut status = engine.status.clone().unwrap_or_default();
-    let already = has_condition(engine) && status.message == message;
-    let transition = status
-        .conditions
-        .iter()
-        .find(|c| c.type_ == AUTHOR_CONDITION)
-        .map_or(Time(now), |c| c.last_transition_time.clone());
-    status.message = message.clone();
+    let held = Hold {
+        condition: AUTHOR_CONDITION,
+        reason: "MissingPermission",
+        event_reason: AUTHOR_HELD_REASON,
+        message: held_message(author, &namespace, lacking),
+        requeue_after: Some(RECHECK),
+    };
+    let mut d = hold::hold(engine, observed, held, now);
     // A kill switch released in this pass took its `Held` condition off the decision: keep it off.
     let switch_holds = decision
         .status
         .conditions
         .iter()
         .any(|c| c.type_ == HELD_CONDITION);
-    status
-        .conditions
-        .retain(|c| c.type_ != AUTHOR_CONDITION && (c.type_ != HELD_CONDITION || switch_holds));
-    status.conditions.push(Condition {
-        type_: AUTHOR_CONDITION.into(),
-        status: "True".into(),
-        reason: "MissingPermission".into(),
-        message: message.clone(),
-        last_transition_time: transition,
-        observed_generation: None,
-    });
-    let mut d = Decision {
-        before_status: Vec::new(),
-        status,
-        after_status: Vec::new(),
-        requeue_after: Some(RECHECK),
-    };
-    if !already {
-        owe(
-            &mut d,
-            observed,
-            now,
-            EventSpec::operator(EventType::Warning, AUTHOR_HELD_REASON, message),
-        );
+    if !switch_holds {
+        d.status.conditions.retain(|c| c.type_ != HELD_CONDITION);
     }
     d
 }
@@ -290,220 +259,4 @@ pub async fn check_launch(
         Some((&author, &lacking)),
         now,
     ))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::api::{ChaosEngineSpec, ExperimentList};
-    use crate::engine::{Effect, PlanConfig, plan};
-
-    fn engine(annotations: &[(&str, &str)]) -> ChaosEngine {
-        let mut e = ChaosEngine::new(
-            "e",
-            ChaosEngineSpec {
-                chaos_service_account: Some("sa".into()),
-                experiments: vec![ExperimentList {
-                    name: "pod-delete".into(),
-                    ..Default::default()
-                }],
-                ..Default::default()
-            },
-        );
-        e.metadata.namespace = Some("ns".into());
-        e.metadata.uid = Some("uid-1".into());
-        e.metadata.generation = Some(1);
-        e.metadata.finalizers = Some(vec![crate::api::FINALIZER.into()]);
-        e.metadata.annotations = Some(
-            annotations
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-        );
-        e
-    }
-
-    fn reasons(d: &Decision) -> Vec<String> {
-        d.status
-            .pending_events
-            .iter()
-            .map(|e| e.reason.clone())
-            .collect()
-    }
-
-    #[test]
-    fn the_author_is_read_from_the_annotations() {
-        assert_eq!(recorded_author(&engine(&[])), None);
-        assert_eq!(recorded_author(&engine(&[(AUTHOR_ANNOTATION, "  ")])), None);
-        assert_eq!(
-            recorded_author(&engine(&[
-                (AUTHOR_ANNOTATION, "alice"),
-                (AUTHOR_GROUPS_ANNOTATION, "team-a, system:authenticated,,")
-            ])),
-            Some(Author {
-                user: "alice".into(),
-                groups: vec!["team-a".into(), "system:authenticated".into()],
-            })
-        );
-        let r = review(
-            &Author {
-                user: "alice".into(),
-                groups: vec![],
-            },
-            "ns",
-            NEEDED[0],
-        );
-        assert_eq!(r.spec.groups, None, "no empty group list is sent");
-        let attrs = r.spec.resource_attributes.expect("resource attributes");
-        assert_eq!(
-            (
-                attrs.verb.as_deref(),
-                attrs.group.as_deref(),
-                attrs.resource.as_deref()
-            ),
-            (Some("create"), Some("batch"), Some("jobs"))
-        );
-        assert_eq!(attrs.namespace.as_deref(), Some("ns"));
-        assert_eq!(NEEDED[0].to_string(), "create jobs.batch");
-        assert_eq!(NEEDED[1].to_string(), "create pods");
-    }
-
-    #[test]
-    fn a_lacking_author_holds_the_start_and_a_restored_one_releases_it() {
-        let now = Timestamp::now();
-        let cfg = PlanConfig::default();
-        let e = engine(&[(AUTHOR_ANNOTATION, "alice")]);
-        let start = plan(&e, &Observed::default(), now, &cfg);
-        assert!(
-            starts_run(&e, &start),
-            "a fresh engine starts a run: {start:?}"
-        );
-        let alice = recorded_author(&e).expect("author");
-        let d = gate(
-            &e,
-            &Observed::default(),
-            start.clone(),
-            Some((&alice, &NEEDED[..1])),
-            now,
-        );
-        assert!(!starts_run(&e, &d), "held: {:?}", d.status);
-        assert!(!d.effects().any(|x| matches!(x, Effect::CreateJob(_))));
-        assert_eq!(d.requeue_after, Some(RECHECK));
-        assert!(
-            d.status.message.contains(
-                "alice (annotation chaos-conductor.io/author) may no longer create jobs.batch in namespace ns: missing permission create jobs.batch"
-            ),
-            "{}",
-            d.status.message
-        );
-        assert_eq!(reasons(&d), vec![AUTHOR_HELD_REASON.to_string()]);
-        // Held again with the same message: no second Warning.
-        let mut held = e.clone();
-        held.status = Some(d.status.clone());
-        let again = gate(
-            &held,
-            &Observed::default(),
-            plan(&held, &Observed::default(), now, &cfg),
-            Some((&alice, &NEEDED[..1])),
-            now,
-        );
-        assert_eq!(reasons(&again), vec![AUTHOR_HELD_REASON.to_string()]);
-        // Permission back: the plan's start, without the condition, with a Normal Event.
-        let go = gate(
-            &held,
-            &Observed::default(),
-            plan(&held, &Observed::default(), now, &cfg),
-            Some((&alice, &[])),
-            now,
-        );
-        assert!(starts_run(&held, &go));
-        assert!(
-            !go.status
-                .conditions
-                .iter()
-                .any(|c| c.type_ == AUTHOR_CONDITION)
-        );
-        assert!(reasons(&go).contains(&AUTHOR_PERMITTED_REASON.to_string()));
-        // Stopped while held: the stale condition goes, silently.
-        let mut stopped = held.clone();
-        stopped.spec.engine_state = Some("stop".into());
-        let d = gate(
-            &stopped,
-            &Observed::default(),
-            plan(&stopped, &Observed::default(), now, &cfg),
-            None,
-            now,
-        );
-        assert!(
-            !d.status
-                .conditions
-                .iter()
-                .any(|c| c.type_ == AUTHOR_CONDITION)
-        );
-        assert!(!starts_run(&stopped, &d));
-    }
-
-    #[test]
-    fn a_kill_switch_released_in_the_same_pass_leaves_no_held_condition() {
-        let now = Timestamp::now();
-        let mut e = engine(&[(AUTHOR_ANNOTATION, "alice")]);
-        let mut stored = crate::api::ChaosEngineStatus::default();
-        stored.conditions.push(Condition {
-            type_: HELD_CONDITION.into(),
-            status: "True".into(),
-            reason: "KillSwitchEngaged".into(),
-            message: "held".into(),
-            last_transition_time: Time(now),
-            observed_generation: None,
-        });
-        e.status = Some(stored);
-        // The switch's gate already dropped `Held` from this start decision.
-        let start = plan(&e, &Observed::default(), now, &PlanConfig::default());
-        let mut released = start.clone();
-        released
-            .status
-            .conditions
-            .retain(|c| c.type_ != HELD_CONDITION);
-        let alice = recorded_author(&e).expect("author");
-        let d = gate(
-            &e,
-            &Observed::default(),
-            released,
-            Some((&alice, &NEEDED)),
-            now,
-        );
-        let types: Vec<&str> = d
-            .status
-            .conditions
-            .iter()
-            .map(|c| c.type_.as_str())
-            .collect();
-        assert_eq!(types, vec![AUTHOR_CONDITION]);
-        // Still engaged (the decision keeps `Held`): both stay.
-        let mut engaged = start;
-        engaged.status.conditions = e.status.clone().unwrap_or_default().conditions;
-        let d = gate(
-            &e,
-            &Observed::default(),
-            engaged,
-            Some((&alice, &NEEDED)),
-            now,
-        );
-        let types: Vec<&str> = d
-            .status
-            .conditions
-            .iter()
-            .map(|c| c.type_.as_str())
-            .collect();
-        assert_eq!(types, vec![HELD_CONDITION, AUTHOR_CONDITION]);
-    }
-
-    #[test]
-    fn nothing_changes_without_a_check() {
-        let now = Timestamp::now();
-        let e = engine(&[]);
-        let start = plan(&e, &Observed::default(), now, &PlanConfig::default());
-        let d = gate(&e, &Observed::default(), start.clone(), None, now);
-        assert_eq!(d, start);
-    }
 }

@@ -1,5 +1,6 @@
 //! Shared state of the controller: the client, the caches fed by the watches, settings, and the
-//! per-engine error backoff kube-runtime does not keep.
+//! per-engine failure counts kube-runtime does not keep (the backoff is
+//! src/controller/machinery.rs).
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -9,6 +10,8 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::Client;
 use kube::runtime::reflector::{ObjectRef, Store};
 
+use super::error::{Error, KubeContext};
+use super::machinery::{Failures, Written};
 use crate::api::{ChaosEngine, ChaosResult};
 use crate::engine::PlanConfig;
 
@@ -19,6 +22,26 @@ pub enum StatusMode {
     Subresource,
     /// Litmus's own CRD (no subresource): merge patch of the main resource.
     MainResource,
+}
+
+impl StatusMode {
+    /// How the status of `plural` (e.g. `chaosengines`) is written, by discovery of the
+    /// litmuschaos.io API: `None` when it is not served; `Subresource` when `<plural>/status` is
+    /// (our CRDs), else `MainResource` (Litmus's).
+    pub async fn served(client: &Client, plural: &str) -> Result<Option<StatusMode>, Error> {
+        let resources = client
+            .list_api_group_resources(crate::api::API_VERSION)
+            .await
+            .during("discovering the litmuschaos.io API")?;
+        let served = |name: &str| resources.resources.iter().any(|r| r.name == name);
+        Ok(
+            served(plural).then_some(if served(&format!("{plural}/status")) {
+                StatusMode::Subresource
+            } else {
+                StatusMode::MainResource
+            }),
+        )
+    }
 }
 
 /// Settings of `chaos-conductor run`.
@@ -85,9 +108,9 @@ pub struct Context {
     /// Engine UID → engine, so pods and results (linked only by the `chaosUID` label) find their engine.
     pub by_uid: Mutex<HashMap<String, ObjectRef<ChaosEngine>>>,
     /// resourceVersion of our last write per engine (see `apply::remember_write`).
-    pub written: Mutex<HashMap<ObjectRef<ChaosEngine>, String>>,
+    pub written: Written<ChaosEngine>,
     /// Consecutive failures per engine, for the capped exponential backoff.
-    pub failures: Mutex<HashMap<ObjectRef<ChaosEngine>, u32>>,
+    pub failures: Failures<ChaosEngine>,
     /// Engine uid → Jobs the API server refused to create (name → message), until the next pass
     /// of that engine reads them (see `observe`). Lost on restart, which only means the create is
     /// tried once more and refused again.
@@ -117,12 +140,5 @@ impl Context {
             .ok()
             .and_then(|mut r| r.remove(uid))
             .unwrap_or_default()
-    }
-
-    /// The backoff for an engine's next retry after `failures` consecutive errors.
-    pub fn backoff(&self, failures: u32) -> Duration {
-        let base = Duration::from_millis(500);
-        let factor = 2u32.saturating_pow(failures.min(16));
-        base.saturating_mul(factor).min(self.settings.max_backoff)
     }
 }

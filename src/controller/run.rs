@@ -1,64 +1,37 @@
-//! The reconcile loop: one kube-runtime Controller over ChaosEngines, fed by label-filtered watches
-//! of the chaos Jobs, pods and ChaosResults.
+//! The engine controller: one kube-runtime Controller over ChaosEngines, fed by label-filtered
+//! watches of the chaos Jobs, pods and ChaosResults, whose caches the read step uses. One pass
+//! over an engine is src/controller/reconcile.rs; what it shares with the ChaosSchedule
+//! reconciler is src/controller/machinery.rs.
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{Event, Pod};
-use k8s_openapi::jiff::Timestamp;
+use k8s_openapi::api::core::v1::Pod;
 use kube::api::Api;
 use kube::core::DeserializeGuard;
-use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
+use kube::runtime::controller::{Config as ControllerConfig, Controller};
 use kube::runtime::reflector::{self, ObjectRef};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, Resource, ResourceExt};
-use tracing::{Instrument, info, info_span, warn};
+use tracing::{info, warn};
 
-use super::apply::apply;
 use super::context::{Caches, Context, Settings, StatusMode};
-use super::error::{Error, KubeContext};
-use super::events;
-use super::observe::observe;
+use super::error::Error;
+use super::machinery::{api_for, stop_requested, stop_signal};
+use super::reconcile::{error_policy, reconcile};
 use crate::api::{ChaosEngine, ChaosResult};
 use crate::engine::job::CHAOS_UID_LABEL;
-use crate::engine::{EventSpec, EventType};
 use crate::metrics::{Metrics, Sources};
 use crate::server::Health;
 
 /// Detects whether the installed ChaosEngine CRD has the status subresource (ours does; Litmus's
 /// does not), so the controller also runs on a cluster that still has Litmus's CRDs.
 pub async fn detect_status_mode(client: &Client) -> Result<StatusMode, Error> {
-    let resources = client
-        .list_api_group_resources(crate::api::API_VERSION)
-        .await
-        .during("discovering the litmuschaos.io API")?;
-    let has_status = resources
-        .resources
-        .iter()
-        .any(|r| r.name == "chaosengines/status");
-    Ok(if has_status {
-        StatusMode::Subresource
-    } else {
-        StatusMode::MainResource
-    })
-}
-
-/// The namespaced API of `K`, or all namespaces when `ns` is `None`.
-pub(crate) fn api_for<K>(client: &Client, ns: Option<&str>) -> Api<K>
-where
-    K: Resource<Scope = k8s_openapi::NamespaceResourceScope>
-        + Clone
-        + serde::de::DeserializeOwned
-        + std::fmt::Debug,
-    K::DynamicType: Default,
-{
-    match ns {
-        Some(ns) => Api::namespaced(client.clone(), ns),
-        None => Api::all(client.clone()),
-    }
+    let mode = StatusMode::served(client, "chaosengines").await?;
+    Ok(mode.unwrap_or(StatusMode::MainResource))
 }
 
 /// Runs the controller until `shutdown` resolves. Returns once in-flight reconciles finished.
@@ -150,8 +123,8 @@ pub async fn run(
             synced: synced_rx.clone(),
         },
         by_uid: Mutex::new(HashMap::new()),
-        written: Mutex::new(HashMap::new()),
-        failures: Mutex::new(HashMap::new()),
+        written: Default::default(),
+        failures: Default::default(),
         rejected: Mutex::new(HashMap::new()),
         outbox: Mutex::new(HashMap::new()),
         metrics,
@@ -173,13 +146,8 @@ pub async fn run(
             info!("caches synced");
         }
     });
-    // The shutdown signal is shared: the controller drains on it, and a bounded wait after it
-    // returns even if a reconcile cannot finish (the process must not outlive SIGTERM by much).
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    tokio::spawn(async move {
-        shutdown.await;
-        let _ = stop_tx.send(true);
-    });
+    // The controller drains on the shutdown signal; a bounded wait after it stops it anyway.
+    let stop_rx = stop_signal(shutdown);
     let controller = Controller::for_stream(engine_stream, engine_store);
     let running = controller
         .with_config(ControllerConfig::default().concurrency(settings.concurrency))
@@ -208,44 +176,14 @@ pub async fn run(
 /// kubectl's copy of the whole object in an annotation: large and never read here.
 const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
 
-/// Longest a reconcile waits for the child caches' first list.
-const CACHE_SYNC_WAIT: Duration = Duration::from_secs(30);
 /// Longest the controller drains in-flight reconciles after the shutdown signal.
 const SHUTDOWN_DRAIN: Duration = Duration::from_secs(15);
-
-async fn stop_requested(mut rx: tokio::sync::watch::Receiver<bool>) {
-    let _ = rx.wait_for(|stop| *stop).await;
-}
-
-/// Whether the cached engine is older than our last write to it. resourceVersions are opaque in
-/// general but etcd revisions in practice; when either does not parse, the cache is trusted.
-fn behind_our_write(ctx: &Context, engine: &ChaosEngine) -> bool {
-    let key = ObjectRef::from_obj(engine);
-    let Ok(mut written) = ctx.written.lock() else {
-        return false;
-    };
-    let Some(ours) = written.get(&key) else {
-        return false;
-    };
-    let seen = engine
-        .metadata
-        .resource_version
-        .as_deref()
-        .and_then(|v| v.parse::<u64>().ok());
-    match (seen, ours.parse::<u64>().ok()) {
-        (Some(seen), Some(ours)) if seen < ours => true,
-        _ => {
-            written.remove(&key);
-            false
-        }
-    }
-}
 
 const ENGINES_SYNCED: u8 = 1;
 const JOBS_SYNCED: u8 = 2;
 const PODS_SYNCED: u8 = 4;
 const RESULTS_SYNCED: u8 = 8;
-const CHILDREN_SYNCED: u8 = JOBS_SYNCED | PODS_SYNCED | RESULTS_SYNCED;
+pub(super) const CHILDREN_SYNCED: u8 = JOBS_SYNCED | PODS_SYNCED | RESULTS_SYNCED;
 const ALL_SYNCED: u8 = ENGINES_SYNCED | CHILDREN_SYNCED;
 
 fn mark_synced<K>(
@@ -298,162 +236,4 @@ fn engine_of(
         r = r.within(ns);
     }
     Some(r)
-}
-
-/// The reference of a watched object, whether or not it deserialized.
-pub(crate) fn guard_ref<K>(obj: &DeserializeGuard<K>) -> ObjectRef<K>
-where
-    K: Resource<DynamicType = ()>,
-{
-    let meta = match &obj.0 {
-        Ok(o) => o.meta(),
-        Err(invalid) => &invalid.metadata,
-    };
-    let mut r = ObjectRef::new(meta.name.as_deref().unwrap_or_default());
-    if let Some(ns) = &meta.namespace {
-        r = r.within(ns);
-    }
-    r
-}
-
-async fn reconcile(
-    obj: Arc<DeserializeGuard<ChaosEngine>>,
-    ctx: Arc<Context>,
-) -> Result<Action, Error> {
-    let key = guard_ref(&obj);
-    let engine = match &obj.0 {
-        Ok(engine) => engine,
-        Err(invalid) => return reject_malformed(&ctx, invalid).await,
-    };
-    let span = info_span!(
-        "reconcile",
-        namespace = %engine.namespace().unwrap_or_default(),
-        name = %engine.name_any(),
-        chaosUID = %engine.uid().unwrap_or_default()
-    );
-    async move {
-        let in_flight = ctx.metrics.in_flight_guard();
-        let started = Instant::now();
-        let outcome = reconcile_engine(&ctx, engine).await;
-        drop(in_flight);
-        ctx.metrics.reconciles.inc();
-        ctx.metrics
-            .reconcile_duration
-            .observe(started.elapsed().as_secs_f64());
-        if outcome.is_ok() {
-            if let Ok(mut f) = ctx.failures.lock() {
-                f.remove(&key);
-            }
-            ctx.metrics.last_success.set(Timestamp::now().as_second());
-        }
-        outcome
-    }
-    .instrument(span)
-    .await
-}
-
-async fn reconcile_engine(ctx: &Arc<Context>, engine: &ChaosEngine) -> Result<Action, Error> {
-    let uid = engine.uid().unwrap_or_default();
-    if let Ok(mut index) = ctx.by_uid.lock() {
-        if engine.metadata.deletion_timestamp.is_some() && engine.finalizers().is_empty() {
-            index.remove(&uid);
-            if let Ok(mut written) = ctx.written.lock() {
-                written.remove(&ObjectRef::from_obj(engine));
-            }
-        } else {
-            index.insert(uid.clone(), ObjectRef::from_obj(engine));
-        }
-    }
-    // A pass on half-filled caches would call a running Job "vanished": wait for the first sync.
-    // Bounded, so a cache that cannot sync (a forbidden list) ends in an error and a backoff, not a
-    // reconcile that blocks graceful shutdown forever.
-    let mut synced = ctx.caches.synced.clone();
-    tokio::time::timeout(
-        CACHE_SYNC_WAIT,
-        synced.wait_for(|v| v & CHILDREN_SYNCED == CHILDREN_SYNCED),
-    )
-    .await
-    .map_err(|_| {
-        Error::CacheNotReady("watches of Jobs, Pods and ChaosResults have not listed yet".into())
-    })?
-    .map_err(|e| Error::CacheNotReady(e.to_string()))?;
-    if behind_our_write(ctx, engine) {
-        // The watch has not delivered our last write yet: planning on this version would redo
-        // work and fail the write precondition. The watch event of that write requeues us anyway.
-        return Ok(Action::requeue(Duration::from_millis(100)));
-    }
-    if !ctx.halt.wait_known(CACHE_SYNC_WAIT).await {
-        return Err(Error::CacheNotReady(
-            "the kill switch (ConfigMap / Namespace annotations) has not been read yet".into(),
-        ));
-    }
-    let now = Timestamp::now();
-    let observed = observe(ctx, engine, now).await?;
-    let decision = super::halt::plan_gated(&ctx.halt, engine, &observed, now, &ctx.settings.plan);
-    // A run that would start is re-checked against the engine's recorded author (README "Security").
-    let decision =
-        super::author::check_launch(&ctx.client, engine, &observed, decision, now).await?;
-    let replan = apply(ctx, engine, &decision).await?;
-    Ok(match decision.requeue_after {
-        // The API server refused a Job: plan again at once to record it (see Context::rejected).
-        _ if replan => Action::requeue(Duration::from_millis(50)),
-        Some(after) => Action::requeue(after),
-        None => Action::await_change(),
-    })
-}
-
-/// An engine that does not deserialize gets a Warning Event and is left alone; the others go on.
-async fn reject_malformed(
-    ctx: &Context,
-    invalid: &kube::core::error_boundary::InvalidObject,
-) -> Result<Action, Error> {
-    // The chart's policy may have put our finalizer on it (src/controller/malformed.rs).
-    if super::malformed::release_unlaunched(ctx, &invalid.metadata).await? {
-        return Ok(Action::await_change());
-    }
-    warn!(name = ?invalid.metadata.name, error = %invalid.error, "malformed ChaosEngine");
-    let mut engine = ChaosEngine::new(
-        invalid.metadata.name.as_deref().unwrap_or_default(),
-        Default::default(),
-    );
-    engine.metadata = invalid.metadata.clone();
-    let ev = EventSpec::operator(
-        EventType::Warning,
-        "ChaosEngineMalformed",
-        format!("ChaosEngine cannot be read: {}", invalid.error),
-    );
-    let api: Api<Event> = Api::namespaced(
-        ctx.client.clone(),
-        invalid.metadata.namespace.as_deref().unwrap_or("default"),
-    );
-    events::emit(&api, &engine, &ev).await?;
-    Ok(Action::await_change())
-}
-
-fn error_policy(
-    obj: Arc<DeserializeGuard<ChaosEngine>>,
-    error: &Error,
-    ctx: Arc<Context>,
-) -> Action {
-    let key = guard_ref(&obj);
-    ctx.metrics
-        .reconcile_errors
-        .with_label_values(&[error.category()])
-        .inc();
-    let failures = ctx
-        .failures
-        .lock()
-        .map(|mut f| {
-            let n = f.entry(key.clone()).or_insert(0);
-            *n += 1;
-            *n
-        })
-        .unwrap_or(1);
-    let delay = if error.category() == "conflict" {
-        Duration::from_millis(100)
-    } else {
-        ctx.backoff(failures)
-    };
-    warn!(engine = %key, %error, failures, retry_in = ?delay, "reconcile failed");
-    Action::requeue(delay)
 }

@@ -239,3 +239,33 @@ pub(crate) fn running_engine() -> (ChaosEngine, String) {
     assert_eq!(d.status.experiments[0].phase, "Running");
     (persisted(e, &d), job)
 }
+
+/// A small engine for the shell's gates in front of a launch (src/controller/halt/,
+/// src/controller/author.rs): one experiment, our finalizer, no status, no annotations.
+pub(crate) fn gate_engine() -> ChaosEngine {
+    let mut e = ChaosEngine::new(
+        "e",
+        ChaosEngineSpec {
+            chaos_service_account: Some("sa".into()),
+            experiments: vec![ExperimentList {
+                name: "pod-delete".into(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        },
+    );
+    e.metadata.namespace = Some("ns".into());
+    e.metadata.uid = Some("uid-1".into());
+    e.metadata.generation = Some(1);
+    e.metadata.finalizers = Some(vec![FINALIZER.into()]);
+    e
+}
+
+/// The reasons of the Events a decision owes (`status.pendingEvents`), in order.
+pub(crate) fn owed_reasons(d: &Decision) -> Vec<String> {
+    d.status
+        .pending_events
+        .iter()
+        .map(|e| e.reason.clone())
+        .collect()
+}

@@ -8,25 +8,26 @@ pub mod engines;
 pub mod metrics;
 pub mod write;
 
-use crate::controller::run::{api_for, guard_ref};
-use std::collections::HashMap;
 use std::future::Future;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::{FutureExt, StreamExt};
 use jiff::Timestamp;
-use k8s_openapi::api::core::v1::Event;
 use kube::api::Api;
 use kube::core::DeserializeGuard;
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
-use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, ResourceExt};
-use tracing::{Instrument, info, info_span, warn};
+use tracing::{info, info_span, warn};
 
 use crate::api::{ChaosEngine, ChaosSchedule};
 use crate::controller::error::{Error, KubeContext};
+use crate::controller::machinery::{
+    Failures, Written, api_for, guard_ref, guarded_pass, malformed_subject, retry_delay,
+    stop_requested, stop_signal, wait_synced,
+};
 use crate::controller::{Settings, StatusMode};
 use crate::metrics::Metrics;
 use crate::schedule::{Observed, ScheduleEvent, decide};
@@ -79,23 +80,7 @@ pub async fn run_all(
 /// Whether the ChaosSchedule CRD is served, and whether it has the status subresource (ours
 /// does; Litmus's does not).
 pub async fn discover(client: &Client) -> Result<Option<StatusMode>, Error> {
-    let resources = client
-        .list_api_group_resources(crate::api::API_VERSION)
-        .await
-        .during("discovering the litmuschaos.io API")?;
-    let served = resources
-        .resources
-        .iter()
-        .any(|r| r.name == "chaosschedules");
-    let status = resources
-        .resources
-        .iter()
-        .any(|r| r.name == "chaosschedules/status");
-    Ok(served.then_some(if status {
-        StatusMode::Subresource
-    } else {
-        StatusMode::MainResource
-    }))
+    StatusMode::served(client, "chaosschedules").await
 }
 
 struct Ctx {
@@ -104,16 +89,14 @@ struct Ctx {
     engines: Store<EngineView>,
     synced: tokio::sync::watch::Receiver<bool>,
     /// resourceVersion of our last write per schedule: a cached version older than it is stale.
-    written: Mutex<HashMap<ObjectRef<ChaosSchedule>, u64>>,
-    failures: Mutex<HashMap<ObjectRef<ChaosSchedule>, u32>>,
+    written: Written<ChaosSchedule>,
+    failures: Failures<ChaosSchedule>,
     metrics: ScheduleMetrics,
     max_backoff: Duration,
     /// The leader's write fence (shared with the engine controller).
     fence: crate::fence::Fence,
 }
 
-/// Longest a reconcile waits for the engine cache's first list.
-const CACHE_SYNC_WAIT: Duration = Duration::from_secs(30);
 /// Margin after a run time before the pass that serves it (timers must not fire a hair early).
 const WAKE_MARGIN: Duration = Duration::from_millis(200);
 /// Longest timer: a run years ahead is re-evaluated hourly (kube-runtime's delay queue refuses
@@ -168,27 +151,20 @@ pub async fn run(
         mode,
         engines: engine_store,
         synced: synced_rx,
-        written: Mutex::new(HashMap::new()),
-        failures: Mutex::new(HashMap::new()),
+        written: Default::default(),
+        failures: Default::default(),
         metrics: schedule_metrics,
         max_backoff: settings.max_backoff,
         fence: settings.fence.clone(),
     });
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    tokio::spawn(async move {
-        shutdown.await;
-        let _ = stop_tx.send(true);
-    });
-    let mut stop_wait = stop_rx.clone();
+    let stop_rx = stop_signal(shutdown);
     Controller::new(
         api_for::<DeserializeGuard<ChaosSchedule>>(&client, ns),
         watcher::Config::default(),
     )
     .with_config(ControllerConfig::default().concurrency(settings.concurrency.min(8)))
     .owns_stream(engine_stream)
-    .graceful_shutdown_on(async move {
-        let _ = stop_wait.wait_for(|s| *s).await;
-    })
+    .graceful_shutdown_on(stop_requested(stop_rx))
     .run(reconcile, error_policy, ctx)
     .for_each(|_| futures::future::ready(()))
     .await;
@@ -200,54 +176,27 @@ async fn reconcile(
     obj: Arc<DeserializeGuard<ChaosSchedule>>,
     ctx: Arc<Ctx>,
 ) -> Result<Action, Error> {
-    let key = guard_ref(&obj);
-    let schedule = match &obj.0 {
-        Ok(s) => s,
-        Err(invalid) => return reject_malformed(&ctx, invalid).await,
-    };
-    let span = info_span!(
-        "schedule",
-        namespace = %schedule.namespace().unwrap_or_default(),
-        name = %schedule.name_any()
-    );
-    async move {
-        ctx.metrics.reconciles.inc();
-        let outcome = reconcile_schedule(&ctx, schedule).await;
-        if outcome.is_ok()
-            && let Ok(mut f) = ctx.failures.lock()
-        {
-            f.remove(&key);
-        }
-        outcome
-    }
-    .instrument(span)
+    guarded_pass(
+        &obj,
+        &ctx.failures,
+        async |invalid| reject_malformed(&ctx, invalid).await,
+        |schedule| {
+            info_span!(
+                "schedule",
+                namespace = %schedule.namespace().unwrap_or_default(),
+                name = %schedule.name_any()
+            )
+        },
+        async |schedule| {
+            ctx.metrics.reconciles.inc();
+            reconcile_schedule(&ctx, schedule).await
+        },
+    )
     .await
 }
 
-fn behind_our_write(ctx: &Ctx, schedule: &ChaosSchedule) -> bool {
-    let key = ObjectRef::from_obj(schedule);
-    let Ok(mut written) = ctx.written.lock() else {
-        return false;
-    };
-    let Some(ours) = written.get(&key).copied() else {
-        return false;
-    };
-    match schedule
-        .resource_version()
-        .and_then(|v| v.parse::<u64>().ok())
-    {
-        Some(seen) if seen < ours => true,
-        _ => {
-            written.remove(&key);
-            false
-        }
-    }
-}
-
 fn remember_write(ctx: &Ctx, schedule: &ChaosSchedule, rv: Option<String>) {
-    if let (Some(rv), Ok(mut written)) = (rv.and_then(|v| v.parse().ok()), ctx.written.lock()) {
-        written.insert(ObjectRef::from_obj(schedule), rv);
-    }
+    ctx.written.remember(schedule, rv.as_deref());
 }
 
 async fn reconcile_schedule(ctx: &Ctx, schedule: &ChaosSchedule) -> Result<Action, Error> {
@@ -256,12 +205,13 @@ async fn reconcile_schedule(ctx: &Ctx, schedule: &ChaosSchedule) -> Result<Actio
         schedule.namespace().unwrap_or_default(),
         schedule.name_any()
     );
-    let mut synced = ctx.synced.clone();
-    tokio::time::timeout(CACHE_SYNC_WAIT, synced.wait_for(|s| *s))
-        .await
-        .map_err(|_| Error::CacheNotReady("the ChaosEngine watch has not listed yet".into()))?
-        .map_err(|e| Error::CacheNotReady(e.to_string()))?;
-    if behind_our_write(ctx, schedule) {
+    wait_synced(
+        &ctx.synced,
+        |s| *s,
+        "the ChaosEngine watch has not listed yet",
+    )
+    .await?;
+    if ctx.written.behind(schedule) {
         return Ok(Action::requeue(Duration::from_millis(100)));
     }
     let ns = schedule.namespace().unwrap_or_default();
@@ -346,15 +296,9 @@ async fn reject_malformed(
     invalid: &kube::core::error_boundary::InvalidObject,
 ) -> Result<Action, Error> {
     warn!(name = ?invalid.metadata.name, error = %invalid.error, "malformed ChaosSchedule");
-    let mut schedule = ChaosSchedule::new(
-        invalid.metadata.name.as_deref().unwrap_or_default(),
-        Default::default(),
-    );
-    schedule.metadata = invalid.metadata.clone();
-    let api: Api<Event> = Api::namespaced(
-        ctx.client.clone(),
-        invalid.metadata.namespace.as_deref().unwrap_or("default"),
-    );
+    let (schedule, api) = malformed_subject(&ctx.client, invalid, |name| {
+        ChaosSchedule::new(name, Default::default())
+    });
     let ev = ScheduleEvent {
         warning: true,
         reason: "ChaosScheduleMalformed",
@@ -370,23 +314,8 @@ fn error_policy(obj: Arc<DeserializeGuard<ChaosSchedule>>, error: &Error, ctx: A
         .errors
         .with_label_values(&[error.category()])
         .inc();
-    let failures = ctx
-        .failures
-        .lock()
-        .map(|mut f| {
-            let n = f.entry(key.clone()).or_insert(0);
-            *n += 1;
-            *n
-        })
-        .unwrap_or(1);
-    let delay = if error.category() == "conflict" {
-        Duration::from_millis(100)
-    } else {
-        let factor = 2u32.saturating_pow(failures.min(16));
-        Duration::from_millis(500)
-            .saturating_mul(factor)
-            .min(ctx.max_backoff)
-    };
+    let failures = ctx.failures.record(&key);
+    let delay = retry_delay(error, failures, ctx.max_backoff);
     warn!(schedule = %key, %error, failures, retry_in = ?delay, "schedule reconcile failed");
     Action::requeue(delay)
 }

@@ -1,14 +1,11 @@
 //! The Helm chart in tests: `helm template` of chosen templates, and clients acting as other
-//! identities (impersonated users; ServiceAccount tokens from the TokenRequest API).
+//! identities (impersonated users; ServiceAccount tokens and token-only kubeconfigs are
+//! in tests/support/conductor.rs).
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
-use k8s_openapi::api::core::v1::ServiceAccount;
 use kube::Client;
 use kube::api::{Api, PostParams};
-use kube::config::Kubeconfig;
-use serde_json::json;
 
 /// `helm`: on PATH, else the one `scripts/cluster env` puts on PATH.
 pub fn helm() -> PathBuf {
@@ -61,71 +58,6 @@ pub async fn client_as(user: &str) -> Client {
     let (_, mut config) = super::connect().await.expect("test cluster");
     config.auth_info.impersonate = Some(user.into());
     Client::try_from(config).expect("impersonating client")
-}
-
-/// A one-hour token of ServiceAccount `sa` in `ns` (TokenRequest API).
-pub async fn service_account_token(client: &Client, ns: &str, sa: &str) -> String {
-    let request = TokenRequest {
-        spec: Some(TokenRequestSpec {
-            expiration_seconds: Some(3600),
-            ..Default::default()
-        }),
-        ..Default::default()
-    };
-    let sas: Api<ServiceAccount> = Api::namespaced(client.clone(), ns);
-    sas.create_token_request(sa, &PostParams::default(), &request)
-        .await
-        .unwrap_or_else(|e| panic!("token request for {ns}/{sa}: {e}"))
-        .status
-        .and_then(|s| s.token)
-        .expect("token request status with a token")
-}
-
-/// Writes a kubeconfig with the test cluster's server and CA and `token` as the only credential.
-pub fn write_token_kubeconfig(path: &Path, token: &str, ns: &str) {
-    let admin_path = super::kubeconfig_path();
-    let admin = Kubeconfig::read_from(&admin_path).expect("reading the test kubeconfig");
-    let current = admin.current_context.clone().unwrap_or_default();
-    let cluster_name = admin
-        .contexts
-        .iter()
-        .find(|c| c.name == current)
-        .and_then(|c| c.context.as_ref())
-        .map(|c| c.cluster.clone())
-        .expect("current context of the test kubeconfig");
-    let cluster = admin
-        .clusters
-        .iter()
-        .find(|c| c.name == cluster_name)
-        .and_then(|c| c.cluster.clone())
-        .expect("cluster of the test kubeconfig");
-    let mut c = serde_json::Map::new();
-    c.insert("server".into(), json!(cluster.server.expect("server")));
-    if let Some(data) = cluster.certificate_authority_data {
-        c.insert("certificate-authority-data".into(), json!(data));
-    }
-    if let Some(file) = cluster.certificate_authority {
-        let file = PathBuf::from(file);
-        let file = if file.is_relative() {
-            admin_path.parent().unwrap_or(Path::new(".")).join(file)
-        } else {
-            file
-        };
-        c.insert(
-            "certificate-authority".into(),
-            json!(file.display().to_string()),
-        );
-    }
-    let config = json!({
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [{"name": "test", "cluster": c}],
-        "users": [{"name": "sa", "user": {"token": token}}],
-        "contexts": [{"name": "sa", "context": {"cluster": "test", "user": "sa", "namespace": ns}}],
-        "current-context": "sa",
-    });
-    std::fs::write(path, serde_json::to_string(&config).expect("json"))
-        .expect("writing kubeconfig");
 }
 
 /// The chart's admission policies (templates/admission-policy.yaml with Deny, the default) bound to

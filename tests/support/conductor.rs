@@ -18,6 +18,11 @@ use super::{TestEnv, kubeconfig_path, secs, wait_for};
 
 /// A short-lived token of `sa` in the test namespace, from the TokenRequest API.
 pub async fn service_account_token(env: &TestEnv, sa: &str) -> String {
+    service_account_token_in(&env.client(), env.ns(), sa).await
+}
+
+/// A one-hour token of ServiceAccount `sa` in `ns` (TokenRequest API).
+pub async fn service_account_token_in(client: &kube::Client, ns: &str, sa: &str) -> String {
     let request = TokenRequest {
         spec: Some(TokenRequestSpec {
             audiences: None,
@@ -26,11 +31,11 @@ pub async fn service_account_token(env: &TestEnv, sa: &str) -> String {
         }),
         ..Default::default()
     };
-    let sas: Api<ServiceAccount> = env.api();
+    let sas: Api<ServiceAccount> = Api::namespaced(client.clone(), ns);
     let out = sas
         .create_token_request(sa, &PostParams::default(), &request)
         .await
-        .unwrap_or_else(|e| panic!("token request for {sa}: {e}"));
+        .unwrap_or_else(|e| panic!("token request for {ns}/{sa}: {e}"));
     out.status
         .and_then(|s| s.token)
         .expect("token request status with a token")

@@ -15,6 +15,7 @@ pub mod builders;
 pub mod chart;
 pub mod conductor;
 pub mod controller;
+pub mod crd_swap;
 pub mod fake_experiment;
 pub mod forged;
 pub mod latency;
@@ -256,6 +257,22 @@ impl From<&Event> for EventInfo {
             uid: e.involved_object.uid.clone().unwrap_or_default(),
         }
     }
+}
+
+/// For [`TestEnv::wait_event`]: all the Events, once every reason in `want` is among them.
+pub fn all_reasons<'a>(
+    want: &'a [&'a str],
+) -> impl Fn(&[EventInfo]) -> Option<Vec<EventInfo>> + 'a {
+    move |events| {
+        want.iter()
+            .all(|w| events.iter().any(|e| e.reason == *w))
+            .then(|| events.to_vec())
+    }
+}
+
+/// For [`TestEnv::wait_event`]: the first (oldest) Event with this reason.
+pub fn first_with_reason(reason: &str) -> impl Fn(&[EventInfo]) -> Option<EventInfo> + '_ {
+    move |events| events.iter().find(|e| e.reason == reason).cloned()
 }
 
 /// A test's namespace on the shared cluster, plus helpers scoped to it.
@@ -530,6 +547,39 @@ impl TestEnv {
             key(a).cmp(&key(b))
         });
         events.iter().map(EventInfo::from).collect()
+    }
+
+    /// Waits (bounded by `timeout`) until `pick` finds what it looks for among the Events of
+    /// `name` (see [`Self::events_for`]; Events follow the status that records them by a moment,
+    /// so a test that saw the status may look too early). `Err` on timeout, with the reasons seen.
+    pub async fn try_wait_event<T>(
+        &self,
+        name: &str,
+        pick: impl Fn(&[EventInfo]) -> Option<T>,
+        timeout: Duration,
+    ) -> anyhow::Result<T> {
+        let what = format!("the Events of {name} (namespace {})", self.ns);
+        try_wait_for(&what, timeout, async || {
+            let events = self.events_for(name).await;
+            pick(&events).ok_or_else(|| {
+                let reasons: Vec<&str> = events.iter().map(|e| e.reason.as_str()).collect();
+                anyhow!("reasons {reasons:?}")
+            })
+        })
+        .await
+    }
+
+    /// [`Self::try_wait_event`] that panics on timeout.
+    pub async fn wait_event<T>(
+        &self,
+        name: &str,
+        pick: impl Fn(&[EventInfo]) -> Option<T>,
+        timeout: Duration,
+    ) -> T {
+        match self.try_wait_event(name, pick, timeout).await {
+            Ok(v) => v,
+            Err(e) => panic!("{e:#}"),
+        }
     }
 
     /// The pods of a Job (by the `job-name` label).

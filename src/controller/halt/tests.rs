@@ -1,9 +1,14 @@
 //! The kill switch's pure parts: switch parsing, holding, releasing, aborting through the abort
 //! path.
 use k8s_openapi::api::core::v1::ConfigMap;
+use k8s_openapi::jiff::Timestamp;
+use prometheus::Registry;
 
+use super::gate::has_held_status;
 use super::*;
-use crate::api::{ChaosEngineSpec, ChaosEngineStatus, ExperimentList};
+use crate::api::{ChaosEngine, ChaosEngineStatus, engine_status};
+use crate::engine::fixtures::{gate_engine, owed_reasons as reasons};
+use crate::engine::{Effect, EnginePhase, Observed, PlanConfig};
 
 fn state(engaged: Option<&str>) -> HaltState {
     let s = HaltState::new(&Registry::new(), true, false).expect("metrics");
@@ -26,31 +31,9 @@ fn state(engaged: Option<&str>) -> HaltState {
 }
 
 fn engine(status: Option<ChaosEngineStatus>) -> ChaosEngine {
-    let mut e = ChaosEngine::new(
-        "e",
-        ChaosEngineSpec {
-            chaos_service_account: Some("sa".into()),
-            experiments: vec![ExperimentList {
-                name: "pod-delete".into(),
-                ..Default::default()
-            }],
-            ..Default::default()
-        },
-    );
-    e.metadata.namespace = Some("ns".into());
-    e.metadata.uid = Some("uid-1".into());
-    e.metadata.generation = Some(1);
-    e.metadata.finalizers = Some(vec![crate::api::FINALIZER.into()]);
+    let mut e = gate_engine();
     e.status = status;
     e
-}
-
-fn reasons(d: &Decision) -> Vec<String> {
-    d.status
-        .pending_events
-        .iter()
-        .map(|e| e.reason.clone())
-        .collect()
 }
 
 #[test]
