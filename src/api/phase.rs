@@ -57,14 +57,6 @@ impl ExperimentPhase {
         }
     }
 
-    /// Reads a stored phase; a string no known phase has is kept as `Unknown`.
-    pub fn parse(s: &str) -> Self {
-        Self::KNOWN
-            .into_iter()
-            .find(|p| p.as_str() == s)
-            .unwrap_or_else(|| Self::Unknown(s.to_string()))
-    }
-
     /// Whether the experiment has not started: `Pending`, or a phase this version does not know
     /// (it has no Job of ours to watch, so validating and launching it is the safe reading).
     pub fn is_pending(&self) -> bool {
@@ -82,11 +74,6 @@ impl ExperimentPhase {
     /// Whether a Job of this experiment may exist and run.
     pub fn is_active(&self) -> bool {
         matches!(self, Self::Launched | Self::Running)
-    }
-
-    /// Whether nothing was ever stored (the field is then left out of the status).
-    pub fn is_unset(&self) -> bool {
-        matches!(self, Self::Unknown(s) if s.is_empty())
     }
 }
 
@@ -130,27 +117,30 @@ impl EnginePhase {
         }
     }
 
-    /// Reads a stored phase; a string no known phase has is kept as `Unknown`.
-    pub fn parse(s: &str) -> Self {
-        Self::KNOWN
-            .into_iter()
-            .find(|p| p.as_str() == s)
-            .unwrap_or_else(|| Self::Unknown(s.to_string()))
-    }
-
     /// Whether the run has ended (`Completed`, `Stopped`, `Invalid`).
     pub fn is_finished(&self) -> bool {
         matches!(self, Self::Completed | Self::Stopped | Self::Invalid)
     }
-
-    /// Whether nothing was ever stored (the field is then left out of the status).
-    pub fn is_unset(&self) -> bool {
-        matches!(self, Self::Unknown(s) if s.is_empty())
-    }
 }
 
+/// What both phase types share: parsing (unknown strings kept), the empty default, and the
+/// string conversions serde and comparisons use.
 macro_rules! string_phase {
     ($t:ty) => {
+        impl $t {
+            /// Reads a stored phase; a string no known phase has is kept as `Unknown`.
+            pub fn parse(s: &str) -> Self {
+                Self::KNOWN
+                    .into_iter()
+                    .find(|p| p.as_str() == s)
+                    .unwrap_or_else(|| Self::Unknown(s.to_string()))
+            }
+
+            /// Whether nothing was ever stored (the field is then left out of the status).
+            pub fn is_unset(&self) -> bool {
+                matches!(self, Self::Unknown(s) if s.is_empty())
+            }
+        }
         impl Default for $t {
             /// Never written: the empty string, left out of the status.
             fn default() -> Self {

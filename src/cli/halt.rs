@@ -36,15 +36,9 @@ const MANAGER: &str = "chaos-conductor-cli";
 
 /// Engages (`engage = true`) or releases the switch.
 pub fn run(args: &HaltArgs, engage: bool) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match super::runtime(false) {
         Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
+        Err(code) => return code,
     };
     match runtime.block_on(set(args, engage)) {
         Ok(what) => {

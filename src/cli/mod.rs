@@ -57,3 +57,17 @@ fn print_crds() -> ExitCode {
         }
     }
 }
+
+/// The async runtime of a subcommand (`multi_thread` for the controller; one thread is enough for
+/// a single request), or the message and exit code when it cannot start.
+fn runtime(multi_thread: bool) -> Result<tokio::runtime::Runtime, ExitCode> {
+    let mut builder = if multi_thread {
+        tokio::runtime::Builder::new_multi_thread()
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+    };
+    builder.enable_all().build().map_err(|e| {
+        eprintln!("error: cannot start the async runtime: {e}");
+        ExitCode::FAILURE
+    })
+}

@@ -93,15 +93,9 @@ impl RunArgs {
 /// Runs the controller until SIGTERM / Ctrl-C.
 pub fn run(args: &RunArgs) -> ExitCode {
     telemetry::init(args.log_format, &args.log_level);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match super::runtime(true) {
         Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
+        Err(code) => return code,
     };
     match runtime.block_on(run_async(args)) {
         Ok(()) => ExitCode::SUCCESS,

@@ -14,7 +14,8 @@ use crate::engine::random;
 use crate::validate::rules::{controller_words, engine_rules};
 
 impl<'a> Planner<'a> {
-    pub(super) fn start(&mut self) {
+    /// Litmus's first Event of a run (docs/litmus-compatibility.md#events).
+    fn initialized(&mut self) {
         self.event(EventSpec::operator(
             EventType::Normal,
             "ChaosEngineInitialized",
@@ -23,6 +24,10 @@ impl<'a> Planner<'a> {
                 self.engine.runner_name()
             ),
         ));
+    }
+
+    pub(super) fn start(&mut self) {
+        self.initialized();
         if let Some(problem) = engine_problem(self.engine) {
             self.invalid(problem);
             return;
@@ -62,14 +67,7 @@ impl<'a> Planner<'a> {
         let pending = std::mem::take(&mut self.status.pending_events);
         self.status = fresh_status(self.engine, self.now);
         self.status.pending_events = pending;
-        self.event(EventSpec::operator(
-            EventType::Normal,
-            "ChaosEngineInitialized",
-            format!(
-                "Identifying app under test & launching {}",
-                self.engine.runner_name()
-            ),
-        ));
+        self.initialized();
     }
 
     /// Deletes every Job and Pod labelled with the engine's chaosUID, once per pass.
