@@ -39,16 +39,7 @@ async fn runs_and_events_survive_an_apiserver_restart() {
     );
     let log = format!("apiserver-restart-{}", env.ns());
     let ctrl = ControllerProcess::start(env.ns(), &log, &[]);
-    for i in 0..ENGINES {
-        env.create(
-            &EngineBuilder::new(&format!("restart-{i}"))
-                .service_account(SAMPLE_SA)
-                .experiment("pod-delete")
-                .job_cleanup_policy(Some("delete"))
-                .build(),
-        )
-        .await;
-    }
+    env.create_pod_delete_runs("restart", ENGINES).await;
     // Mid-run: Jobs created, experiments running.
     tokio::time::sleep(secs(2)).await;
     let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/cluster");

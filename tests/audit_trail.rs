@@ -56,16 +56,7 @@ async fn every_owed_event_is_recorded_exactly_once_across_sigkills() {
     );
     let log = format!("audit-trail-{}", env.ns());
     let mut ctrl = ControllerProcess::start(env.ns(), &log, &[]);
-    for i in 0..ENGINES {
-        env.create(
-            &EngineBuilder::new(&format!("audit-{i}"))
-                .service_account(SAMPLE_SA)
-                .experiment("pod-delete")
-                .job_cleanup_policy(Some("delete"))
-                .build(),
-        )
-        .await;
-    }
+    env.create_pod_delete_runs("audit", ENGINES).await;
     let mut jitter = Jitter::new();
     for k in 0..KILLS {
         tokio::time::sleep(jitter.ms(300, 2500)).await;

@@ -470,6 +470,22 @@ impl TestEnv {
         Ok(applied)
     }
 
+    /// Creates `n` engines `<prefix>-0` … `<prefix>-<n-1>`, each one pod-delete run with the
+    /// sample ServiceAccount and jobCleanUpPolicy `delete`: the load that the apiserver-restart and
+    /// SIGKILL tests follow to completion.
+    pub async fn create_pod_delete_runs(&self, prefix: &str, n: usize) {
+        for i in 0..n {
+            self.create(
+                &builders::EngineBuilder::new(&format!("{prefix}-{i}"))
+                    .service_account(SAMPLE_SA)
+                    .experiment("pod-delete")
+                    .job_cleanup_policy(Some("delete"))
+                    .build(),
+            )
+            .await;
+        }
+    }
+
     pub async fn create_service_account(&self, name: &str) -> ServiceAccount {
         let sa = ServiceAccount {
             metadata: ObjectMeta {
