@@ -87,7 +87,7 @@ pub async fn settle_engines(
     let not_done = engines
         .iter()
         .filter(|e| !done(e))
-        .map(|e| kube::ResourceExt::name_any(e))
+        .map(kube::ResourceExt::name_any)
         .collect();
     (engines, not_done)
 }
