@@ -371,6 +371,16 @@ async fn start(
     (env, unblock, fake)
 }
 
+/// [`start`] with pod-delete only, its runs never finishing (each test aborts them).
+async fn start_hanging(test: &str) -> (TestEnv, UnblockOnPanic, FakeExperiment) {
+    start(
+        test,
+        &["pod-delete"],
+        Behaviour::all(ExperimentBehaviour::never_finish()),
+    )
+    .await
+}
+
 // ------------------------------------------------------------------------- trigger × stage
 
 /// When in the run the abort comes.
@@ -686,12 +696,7 @@ async fn target_annotations_of_every_result_are_folded_into_history() {
 
 #[tokio::test]
 async fn delete_while_the_controller_is_down_completes_when_it_is_back() {
-    let (env, _unblock, _fake) = start(
-        "abort-down",
-        &["pod-delete"],
-        Behaviour::all(ExperimentBehaviour::never_finish()),
-    )
-    .await;
+    let (env, _unblock, _fake) = start_hanging("abort-down").await;
     let ctrl = ControllerProcess::start(env.ns(), &format!("{}-first", env.ns()), &[]);
     env.create(&engine("orphan").experiment("pod-delete").build())
         .await;
@@ -731,12 +736,7 @@ async fn delete_while_the_controller_is_down_completes_when_it_is_back() {
 
 #[tokio::test]
 async fn abort_right_after_creation_leaves_no_residue() {
-    let (env, _unblock, _fake) = start(
-        "abort-race",
-        &["pod-delete"],
-        Behaviour::all(ExperimentBehaviour::never_finish()),
-    )
-    .await;
+    let (env, _unblock, _fake) = start_hanging("abort-race").await;
     let ctrl = InProcessController::start(env.client(), env.ns());
     let mut cases = Vec::new();
     for t in [Trigger::Delete, Trigger::Stop, Trigger::Annotation] {
@@ -799,12 +799,7 @@ fn helper_pod(name: &str, uid: &str) -> k8s_openapi::api::core::v1::Pod {
 
 #[tokio::test]
 async fn helper_pods_are_swept_even_when_created_during_the_abort() {
-    let (env, _unblock, _fake) = start(
-        "abort-helpers",
-        &["pod-delete"],
-        Behaviour::all(ExperimentBehaviour::never_finish()),
-    )
-    .await;
+    let (env, _unblock, _fake) = start_hanging("abort-helpers").await;
     let ctrl = InProcessController::start(env.client(), env.ns());
     // The experiment pod lingers 5 s after its deletion, so the abort is still waiting when the
     // late helper appears.
@@ -837,12 +832,7 @@ async fn helper_pods_are_swept_even_when_created_during_the_abort() {
 
 #[tokio::test]
 async fn delete_completes_when_the_job_or_pod_was_removed_by_hand() {
-    let (env, _unblock, _fake) = start(
-        "abort-byhand",
-        &["pod-delete"],
-        Behaviour::all(ExperimentBehaviour::never_finish()),
-    )
-    .await;
+    let (env, _unblock, _fake) = start_hanging("abort-byhand").await;
     let ctrl = InProcessController::start(env.client(), env.ns());
     for n in ["lost-job", "lost-pod"] {
         env.create(&engine(n).experiment("pod-delete").build())
@@ -882,12 +872,7 @@ async fn delete_completes_when_the_job_or_pod_was_removed_by_hand() {
 
 #[tokio::test]
 async fn deleting_the_namespace_during_a_run_finishes() {
-    let (env, _unblock, _fake) = start(
-        "abort-nsdel",
-        &["pod-delete"],
-        Behaviour::all(ExperimentBehaviour::never_finish()),
-    )
-    .await;
+    let (env, _unblock, _fake) = start_hanging("abort-nsdel").await;
     let ctrl = InProcessController::start(env.client(), env.ns());
     env.create(&engine("doomed").experiment("pod-delete").build())
         .await;
@@ -946,12 +931,7 @@ async fn deleting_the_namespace_during_a_run_finishes() {
 #[tokio::test]
 async fn fifty_engines_stopped_at_once() {
     const N: usize = 50;
-    let (env, _unblock, _fake) = start(
-        "abort-fifty",
-        &["pod-delete"],
-        Behaviour::all(ExperimentBehaviour::never_finish()),
-    )
-    .await;
+    let (env, _unblock, _fake) = start_hanging("abort-fifty").await;
     let ctrl = InProcessController::start(env.client(), env.ns());
     let names: Vec<String> = (0..N).map(|i| format!("many-{i:02}")).collect();
     for n in &names {
@@ -1135,12 +1115,7 @@ async fn a_normal_engine_progresses_while_twenty_others_abort() {
 
 #[tokio::test]
 async fn chaos_pods_that_outlive_the_grace_period_are_force_deleted() {
-    let (env, _unblock, _fake) = start(
-        "abort-force",
-        &["pod-delete"],
-        Behaviour::all(ExperimentBehaviour::never_finish()),
-    )
-    .await;
+    let (env, _unblock, _fake) = start_hanging("abort-force").await;
     let plan = PlanConfig {
         abort_margin: secs(2),
         ..PlanConfig::default()

@@ -83,6 +83,15 @@ fn assert_engine_writes_at_most(versions: &[ChaosEngine], max: usize) -> Vec<Str
     writes
 }
 
+/// The Jobs in the test namespace.
+async fn jobs_in(env: &TestEnv) -> Vec<Job> {
+    env.jobs()
+        .list(&Default::default())
+        .await
+        .expect("listing Jobs")
+        .items
+}
+
 /// Waits until the test namespace holds no Job (jobCleanUpPolicy delete, the deadline's delete).
 async fn wait_no_jobs(env: &TestEnv, what: &str) {
     let jobs = env.jobs();
@@ -271,16 +280,7 @@ async fn one_experiment_passes_with_litmus_status_job_and_events() {
         strays.is_empty(),
         "Events not on engine {engine_uid}: {strays:?}"
     );
-    assert_eq!(
-        env.jobs()
-            .list(&Default::default())
-            .await
-            .unwrap()
-            .items
-            .len(),
-        1,
-        "exactly one Job"
-    );
+    assert_eq!(jobs_in(&env).await.len(), 1, "exactly one Job");
     env.cleanup().await;
 }
 
@@ -431,12 +431,7 @@ async fn missing_dependencies_skip_with_litmus_warnings() {
         );
     }
     assert!(
-        env.jobs()
-            .list(&Default::default())
-            .await
-            .unwrap()
-            .items
-            .is_empty(),
+        jobs_in(&env).await.is_empty(),
         "no Job for skipped experiments"
     );
     env.cleanup().await;
@@ -703,7 +698,7 @@ async fn killed_controller_resumes_and_adopts_the_same_job() {
     assert_eq!(st.experiments.len(), 1);
     assert_eq!(st.experiments[0].job_name, job_name, "the same Job");
     assert_eq!(st.experiments[0].verdict, "Pass");
-    let jobs = env.jobs().list(&Default::default()).await.unwrap().items;
+    let jobs = jobs_in(&env).await;
     assert_eq!(jobs.len(), 1, "no second Job");
     assert_eq!(fake.seen().len(), 1, "the experiment ran once");
     let completions = env
