@@ -59,6 +59,36 @@ fn aborted_entry() -> (String, String) {
     ("Forcefully Aborted".into(), "Stopped".into())
 }
 
+/// Waits until the engine's first experiment is Running (its pod launched).
+async fn wait_running(env: &TestEnv, name: &str) -> ChaosEngine {
+    wait_engine_within(env, name, "experiment Running", WAIT, |e| {
+        entries(e).first().is_some_and(|x| x.0 == "Running")
+    })
+    .await
+}
+
+/// Waits until all `n` engines of the namespace match `done`; `what` names the wait, the last
+/// seen count says how far it got.
+async fn wait_every_engine(
+    env: &TestEnv,
+    what: &str,
+    timeout: Duration,
+    n: usize,
+    done: impl Fn(&ChaosEngine) -> bool,
+) {
+    let api = env.engines();
+    env.wait_for(what, timeout, async || {
+        let list = api.list(&ListParams::default()).await?.items;
+        let matching = list.iter().filter(|e| done(e)).count();
+        if matching == n {
+            Ok(())
+        } else {
+            Err(anyhow::anyhow!("{matching}/{n}"))
+        }
+    })
+    .await
+}
+
 async fn wait_gone(env: &TestEnv, name: &str, timeout: Duration) {
     let api = env.engines();
     env.wait_for(
@@ -86,6 +116,26 @@ async fn chaos_left(env: &TestEnv, uid: &str) -> anyhow::Result<(Vec<String>, Ve
         jobs.iter().map(|j| j.name_any()).collect(),
         pods.iter().map(|p| p.name_any()).collect(),
     ))
+}
+
+/// Waits until no Job or pod labelled `chaosUID=<uid>` is left.
+async fn wait_no_chaos_left(env: &TestEnv, what: &str, uid: &str) {
+    env.wait_for(what, WAIT, async || {
+        let (jobs, pods) = chaos_left(env, uid).await?;
+        if jobs.is_empty() && pods.is_empty() {
+            Ok(())
+        } else {
+            Err(anyhow::anyhow!("jobs {jobs:?}, pods {pods:?}"))
+        }
+    })
+    .await
+}
+
+/// Asserts that no Job or pod of any run (label `chaosUID`) is in the namespace.
+async fn assert_no_chaos_in_namespace(env: &TestEnv) {
+    let all = ListParams::default().labels("chaosUID");
+    assert!(env.jobs().list(&all).await.unwrap().items.is_empty());
+    assert!(env.pods().list(&all).await.unwrap().items.is_empty());
 }
 
 async fn assert_no_chaos_left(env: &TestEnv, uid: &str) {
@@ -244,20 +294,25 @@ async fn strip_finalizers(env: &TestEnv) {
         .map(|l| l.items)
         .unwrap_or_default()
     {
-        let keep: Vec<String> = e
-            .finalizers()
-            .iter()
-            .filter(|f| *f != FINALIZER)
-            .cloned()
-            .collect();
-        let _ = api
-            .patch(
-                &e.name_any(),
-                &PatchParams::default(),
-                &Patch::Merge(json!({"metadata": {"finalizers": keep}})),
-            )
-            .await;
+        drop_our_finalizer(&api, &e).await;
     }
+}
+
+/// Removes our finalizer from `e` (others stay), best effort: the way out of a stuck deletion.
+async fn drop_our_finalizer(api: &Api<ChaosEngine>, e: &ChaosEngine) {
+    let keep: Vec<String> = e
+        .finalizers()
+        .iter()
+        .filter(|f| *f != FINALIZER)
+        .cloned()
+        .collect();
+    let _ = api
+        .patch(
+            &e.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"finalizers": keep}})),
+        )
+        .await;
 }
 
 /// On a failing test (panic), removes our finalizer from the namespace's engines from a helper
@@ -294,25 +349,36 @@ impl Drop for UnblockOnPanic {
                     .ok()?
                     .ok()?;
                 for e in list.items {
-                    let keep: Vec<String> = e
-                        .finalizers()
-                        .iter()
-                        .filter(|f| *f != FINALIZER)
-                        .cloned()
-                        .collect();
-                    let _ = api
-                        .patch(
-                            &e.name_any(),
-                            &PatchParams::default(),
-                            &Patch::Merge(json!({"metadata": {"finalizers": keep}})),
-                        )
-                        .await;
+                    drop_our_finalizer(&api, &e).await;
                 }
                 Some(())
             })
         })
         .join();
     }
+}
+
+/// A test namespace with `experiments`, a panic guard for its engines' finalizers and the fake
+/// experiment with `behaviour`. Bind in this order (the guard drops before the namespace).
+async fn start(
+    test: &str,
+    experiments: &[&str],
+    behaviour: Behaviour,
+) -> (TestEnv, UnblockOnPanic, FakeExperiment) {
+    let env = setup(test, experiments).await;
+    let unblock = UnblockOnPanic::new(&env);
+    let fake = FakeExperiment::start(env.client(), env.ns(), behaviour);
+    (env, unblock, fake)
+}
+
+/// [`start`] with pod-delete only, its runs never finishing (each test aborts them).
+async fn start_hanging(test: &str) -> (TestEnv, UnblockOnPanic, FakeExperiment) {
+    start(
+        test,
+        &["pod-delete"],
+        Behaviour::all(ExperimentBehaviour::never_finish()),
+    )
+    .await
 }
 
 // ------------------------------------------------------------------------- trigger × stage
@@ -331,13 +397,11 @@ enum Stage {
 
 async fn abort_case(t: Trigger, stage: Stage) {
     let test = format!("abort-{t:?}-{stage:?}");
-    let env = setup(&test, &["pod-delete", "container-kill"]).await;
-    let _unblock = UnblockOnPanic::new(&env);
     let behaviour = match stage {
         Stage::Running => Behaviour::all(ExperimentBehaviour::never_finish()),
         _ => Behaviour::pass(),
     };
-    let fake = FakeExperiment::start(env.client(), env.ns(), behaviour);
+    let (env, _unblock, fake) = start(&test, &["pod-delete", "container-kill"], behaviour).await;
     let ctrl = InProcessController::start(env.client(), env.ns());
     let name = "victim";
     let b = match stage {
@@ -380,10 +444,7 @@ async fn abort_case(t: Trigger, stage: Stage) {
             e
         }
         Stage::Running => {
-            let e = wait_engine_within(&env, name, "experiment Running", WAIT, |e| {
-                entries(e).first().is_some_and(|x| x.0 == "Running")
-            })
-            .await;
+            let e = wait_running(&env, name).await;
             wait_result(&env, "victim-pod-delete", "Running", "Awaited").await;
             e
         }
@@ -422,15 +483,7 @@ async fn abort_case(t: Trigger, stage: Stage) {
 
     let after = wait_aborted(&env, name, t).await;
     eprintln!("[abort] {test}: abort took {:.1?}", started.elapsed());
-    env.wait_for("no chaos Job or pod left", WAIT, async || {
-        let (jobs, pods) = chaos_left(&env, &uid).await?;
-        if jobs.is_empty() && pods.is_empty() {
-            Ok(())
-        } else {
-            Err(anyhow::anyhow!("jobs {jobs:?}, pods {pods:?}"))
-        }
-    })
-    .await;
+    wait_no_chaos_left(&env, "no chaos Job or pod left", &uid).await;
     assert_stopped_event(&env, name).await;
 
     if let Some(e) = &after {
@@ -483,56 +536,34 @@ async fn abort_case(t: Trigger, stage: Stage) {
     drop(ctrl);
 }
 
-#[tokio::test]
-async fn delete_while_waiting() {
-    abort_case(Trigger::Delete, Stage::Waiting).await;
+/// One test per trigger × stage (each its own namespace, so they run in parallel and a filter
+/// such as `delete_while` picks them by name).
+macro_rules! abort_cases {
+    ($($name:ident: $trigger:ident at $stage:ident;)*) => {
+        $(
+            #[tokio::test]
+            async fn $name() {
+                abort_case(Trigger::$trigger, Stage::$stage).await;
+            }
+        )*
+    };
 }
 
-#[tokio::test]
-async fn delete_while_running() {
-    abort_case(Trigger::Delete, Stage::Running).await;
-}
-
-#[tokio::test]
-async fn delete_after_completion() {
-    abort_case(Trigger::Delete, Stage::Completed).await;
-}
-
-#[tokio::test]
-async fn stop_while_waiting() {
-    abort_case(Trigger::Stop, Stage::Waiting).await;
-}
-
-#[tokio::test]
-async fn stop_while_running() {
-    abort_case(Trigger::Stop, Stage::Running).await;
-}
-
-#[tokio::test]
-async fn stop_after_completion_keeps_the_verdict() {
-    abort_case(Trigger::Stop, Stage::Completed).await;
-}
-
-#[tokio::test]
-async fn abort_annotation_while_waiting() {
-    abort_case(Trigger::Annotation, Stage::Waiting).await;
-}
-
-#[tokio::test]
-async fn abort_annotation_while_running() {
-    abort_case(Trigger::Annotation, Stage::Running).await;
-}
-
-#[tokio::test]
-async fn abort_annotation_after_completion() {
-    abort_case(Trigger::Annotation, Stage::Completed).await;
+abort_cases! {
+    delete_while_waiting: Delete at Waiting;
+    delete_while_running: Delete at Running;
+    delete_after_completion: Delete at Completed;
+    stop_while_waiting: Stop at Waiting;
+    stop_while_running: Stop at Running;
+    stop_after_completion_keeps_the_verdict: Stop at Completed;
+    abort_annotation_while_waiting: Annotation at Waiting;
+    abort_annotation_while_running: Annotation at Running;
+    abort_annotation_after_completion: Annotation at Completed;
 }
 
 #[tokio::test]
 async fn abort_annotation_on_a_new_engine_launches_nothing() {
-    let env = setup("abort-new", &["pod-delete"]).await;
-    let _unblock = UnblockOnPanic::new(&env);
-    let _fake = FakeExperiment::start(env.client(), env.ns(), Behaviour::pass());
+    let (env, _unblock, _fake) = start("abort-new", &["pod-delete"], Behaviour::pass()).await;
     let ctrl = InProcessController::start(env.client(), env.ns());
     env.create(
         &engine("born-aborted")
@@ -585,13 +616,12 @@ async fn annotate_result(env: &TestEnv, name: &str, kv: &[(&str, &str)]) {
 
 #[tokio::test]
 async fn target_annotations_of_every_result_are_folded_into_history() {
-    let env = setup("abort-fold", &["pod-delete", "container-kill"]).await;
-    let _unblock = UnblockOnPanic::new(&env);
-    let _fake = FakeExperiment::start(
-        env.client(),
-        env.ns(),
+    let (env, _unblock, _fake) = start(
+        "abort-fold",
+        &["pod-delete", "container-kill"],
         Behaviour::pass().with("container-kill", ExperimentBehaviour::never_finish()),
-    );
+    )
+    .await;
     let ctrl = InProcessController::start(env.client(), env.ns());
     env.create(
         &engine("fold")
@@ -666,20 +696,11 @@ async fn target_annotations_of_every_result_are_folded_into_history() {
 
 #[tokio::test]
 async fn delete_while_the_controller_is_down_completes_when_it_is_back() {
-    let env = setup("abort-down", &["pod-delete"]).await;
-    let _unblock = UnblockOnPanic::new(&env);
-    let _fake = FakeExperiment::start(
-        env.client(),
-        env.ns(),
-        Behaviour::all(ExperimentBehaviour::never_finish()),
-    );
+    let (env, _unblock, _fake) = start_hanging("abort-down").await;
     let ctrl = ControllerProcess::start(env.ns(), &format!("{}-first", env.ns()), &[]);
     env.create(&engine("orphan").experiment("pod-delete").build())
         .await;
-    let e = wait_engine_within(&env, "orphan", "experiment Running", WAIT, |e| {
-        entries(e).first().is_some_and(|x| x.0 == "Running")
-    })
-    .await;
+    let e = wait_running(&env, "orphan").await;
     let uid = e.uid().unwrap();
     ctrl.kill();
 
@@ -715,13 +736,7 @@ async fn delete_while_the_controller_is_down_completes_when_it_is_back() {
 
 #[tokio::test]
 async fn abort_right_after_creation_leaves_no_residue() {
-    let env = setup("abort-race", &["pod-delete"]).await;
-    let _unblock = UnblockOnPanic::new(&env);
-    let _fake = FakeExperiment::start(
-        env.client(),
-        env.ns(),
-        Behaviour::all(ExperimentBehaviour::never_finish()),
-    );
+    let (env, _unblock, _fake) = start_hanging("abort-race").await;
     let ctrl = InProcessController::start(env.client(), env.ns());
     let mut cases = Vec::new();
     for t in [Trigger::Delete, Trigger::Stop, Trigger::Annotation] {
@@ -764,9 +779,7 @@ async fn abort_right_after_creation_leaves_no_residue() {
     .await;
     // And none comes back.
     tokio::time::sleep(secs(3)).await;
-    let all = ListParams::default().labels("chaosUID");
-    assert!(env.jobs().list(&all).await.unwrap().items.is_empty());
-    assert!(env.pods().list(&all).await.unwrap().items.is_empty());
+    assert_no_chaos_in_namespace(&env).await;
     teardown(env).await;
     drop(ctrl);
 }
@@ -786,13 +799,7 @@ fn helper_pod(name: &str, uid: &str) -> k8s_openapi::api::core::v1::Pod {
 
 #[tokio::test]
 async fn helper_pods_are_swept_even_when_created_during_the_abort() {
-    let env = setup("abort-helpers", &["pod-delete"]).await;
-    let _unblock = UnblockOnPanic::new(&env);
-    let _fake = FakeExperiment::start(
-        env.client(),
-        env.ns(),
-        Behaviour::all(ExperimentBehaviour::never_finish()),
-    );
+    let (env, _unblock, _fake) = start_hanging("abort-helpers").await;
     let ctrl = InProcessController::start(env.client(), env.ns());
     // The experiment pod lingers 5 s after its deletion, so the abort is still waiting when the
     // late helper appears.
@@ -802,10 +809,7 @@ async fn helper_pods_are_swept_even_when_created_during_the_abort() {
         &[("e2e.test/delete-after", "5s")],
     );
     env.create(&b.build()).await;
-    let e = wait_engine_within(&env, "helped", "experiment Running", WAIT, |e| {
-        entries(e).first().is_some_and(|x| x.0 == "Running")
-    })
-    .await;
+    let e = wait_running(&env, "helped").await;
     let uid = e.uid().unwrap();
     env.create(&helper_pod("early-helper", &uid)).await;
 
@@ -828,13 +832,7 @@ async fn helper_pods_are_swept_even_when_created_during_the_abort() {
 
 #[tokio::test]
 async fn delete_completes_when_the_job_or_pod_was_removed_by_hand() {
-    let env = setup("abort-byhand", &["pod-delete"]).await;
-    let _unblock = UnblockOnPanic::new(&env);
-    let _fake = FakeExperiment::start(
-        env.client(),
-        env.ns(),
-        Behaviour::all(ExperimentBehaviour::never_finish()),
-    );
+    let (env, _unblock, _fake) = start_hanging("abort-byhand").await;
     let ctrl = InProcessController::start(env.client(), env.ns());
     for n in ["lost-job", "lost-pod"] {
         env.create(&engine(n).experiment("pod-delete").build())
@@ -842,10 +840,7 @@ async fn delete_completes_when_the_job_or_pod_was_removed_by_hand() {
     }
     let mut uids = Vec::new();
     for n in ["lost-job", "lost-pod"] {
-        let e = wait_engine_within(&env, n, "experiment Running", WAIT, |e| {
-            entries(e).first().is_some_and(|x| x.0 == "Running")
-        })
-        .await;
+        let e = wait_running(&env, n).await;
         uids.push(e.uid().unwrap());
         let x = &status_of(&e).experiments[0];
         if n == "lost-job" {
@@ -866,15 +861,7 @@ async fn delete_completes_when_the_job_or_pod_was_removed_by_hand() {
     }
     for (n, uid) in ["lost-job", "lost-pod"].iter().zip(&uids) {
         wait_gone(&env, n, WAIT).await;
-        env.wait_for(&format!("no chaos residue of {n}"), WAIT, async || {
-            let (jobs, pods) = chaos_left(&env, uid).await?;
-            if jobs.is_empty() && pods.is_empty() {
-                Ok(())
-            } else {
-                Err(anyhow::anyhow!("jobs {jobs:?}, pods {pods:?}"))
-            }
-        })
-        .await;
+        wait_no_chaos_left(&env, &format!("no chaos residue of {n}"), uid).await;
         assert_stopped_event(&env, n).await;
     }
     teardown(env).await;
@@ -885,20 +872,11 @@ async fn delete_completes_when_the_job_or_pod_was_removed_by_hand() {
 
 #[tokio::test]
 async fn deleting_the_namespace_during_a_run_finishes() {
-    let env = setup("abort-nsdel", &["pod-delete"]).await;
-    let _unblock = UnblockOnPanic::new(&env);
-    let _fake = FakeExperiment::start(
-        env.client(),
-        env.ns(),
-        Behaviour::all(ExperimentBehaviour::never_finish()),
-    );
+    let (env, _unblock, _fake) = start_hanging("abort-nsdel").await;
     let ctrl = InProcessController::start(env.client(), env.ns());
     env.create(&engine("doomed").experiment("pod-delete").build())
         .await;
-    wait_engine_within(&env, "doomed", "experiment Running", WAIT, |e| {
-        entries(e).first().is_some_and(|x| x.0 == "Running")
-    })
-    .await;
+    wait_running(&env, "doomed").await;
 
     let namespaces: Api<Namespace> = Api::all(env.client());
     let ns = env.ns().to_string();
@@ -953,13 +931,7 @@ async fn deleting_the_namespace_during_a_run_finishes() {
 #[tokio::test]
 async fn fifty_engines_stopped_at_once() {
     const N: usize = 50;
-    let env = setup("abort-fifty", &["pod-delete"]).await;
-    let _unblock = UnblockOnPanic::new(&env);
-    let _fake = FakeExperiment::start(
-        env.client(),
-        env.ns(),
-        Behaviour::all(ExperimentBehaviour::never_finish()),
-    );
+    let (env, _unblock, _fake) = start_hanging("abort-fifty").await;
     let ctrl = InProcessController::start(env.client(), env.ns());
     let names: Vec<String> = (0..N).map(|i| format!("many-{i:02}")).collect();
     for n in &names {
@@ -967,21 +939,12 @@ async fn fifty_engines_stopped_at_once() {
             .await;
     }
     let api = env.engines();
-    env.wait_for(
+    wait_every_engine(
+        &env,
         "every engine has its experiment pod",
         secs(120),
-        async || {
-            let list = api.list(&ListParams::default()).await?.items;
-            let launched = list
-                .iter()
-                .filter(|e| entries(e).first().is_some_and(|x| x.0 == "Running"))
-                .count();
-            if launched == N {
-                Ok(())
-            } else {
-                Err(anyhow::anyhow!("{launched}/{N} running"))
-            }
-        },
+        N,
+        |e| entries(e).first().is_some_and(|x| x.0 == "Running"),
     )
     .await;
     let uids: Vec<String> = api
@@ -995,17 +958,8 @@ async fn fifty_engines_stopped_at_once() {
 
     let started = Instant::now();
     futures::future::join_all(names.iter().map(|n| set_state(&env, n, "stop"))).await;
-    env.wait_for("every engine stopped", secs(120), async || {
-        let list = api.list(&ListParams::default()).await?.items;
-        let stopped = list
-            .iter()
-            .filter(|e| engine_status(e) == "stopped")
-            .count();
-        if stopped == N {
-            Ok(())
-        } else {
-            Err(anyhow::anyhow!("{stopped}/{N} stopped"))
-        }
+    wait_every_engine(&env, "every engine stopped", secs(120), N, |e| {
+        engine_status(e) == "stopped"
     })
     .await;
     eprintln!("[abort] {N} aborts took {:.1?}", started.elapsed());
@@ -1015,9 +969,7 @@ async fn fifty_engines_stopped_at_once() {
     for uid in &uids {
         assert_no_chaos_left(&env, uid).await;
     }
-    let all = ListParams::default().labels("chaosUID");
-    assert!(env.pods().list(&all).await.unwrap().items.is_empty());
-    assert!(env.jobs().list(&all).await.unwrap().items.is_empty());
+    assert_no_chaos_in_namespace(&env).await;
     teardown(env).await;
     drop(ctrl);
 }
@@ -1026,20 +978,16 @@ async fn fifty_engines_stopped_at_once() {
 
 #[tokio::test]
 async fn restart_after_abort_runs_again_with_a_fresh_status() {
-    let env = setup("abort-restart", &["pod-delete"]).await;
-    let _unblock = UnblockOnPanic::new(&env);
-    let fake = FakeExperiment::start(
-        env.client(),
-        env.ns(),
+    let (env, _unblock, fake) = start(
+        "abort-restart",
+        &["pod-delete"],
         Behaviour::all(ExperimentBehaviour::pass().run_time(secs(6))),
-    );
+    )
+    .await;
     let ctrl = InProcessController::start(env.client(), env.ns());
     env.create(&engine("phoenix").experiment("pod-delete").build())
         .await;
-    let first = wait_engine_within(&env, "phoenix", "experiment Running", WAIT, |e| {
-        entries(e).first().is_some_and(|x| x.0 == "Running")
-    })
-    .await;
+    let first = wait_running(&env, "phoenix").await;
     let first_job = status_of(&first).experiments[0].job_name.clone();
     trigger(&env, "phoenix", Trigger::Annotation).await;
     let stopped = wait_aborted(&env, "phoenix", Trigger::Annotation)
@@ -1102,14 +1050,13 @@ async fn restart_after_abort_runs_again_with_a_fresh_status() {
 #[tokio::test]
 async fn a_normal_engine_progresses_while_twenty_others_abort() {
     const N: usize = 20;
-    let env = setup("abort-busy", &["pod-delete", "container-kill"]).await;
-    let _unblock = UnblockOnPanic::new(&env);
-    let _fake = FakeExperiment::start(
-        env.client(),
-        env.ns(),
+    let (env, _unblock, _fake) = start(
+        "abort-busy",
+        &["pod-delete", "container-kill"],
         Behaviour::all(ExperimentBehaviour::never_finish())
             .with("container-kill", ExperimentBehaviour::pass()),
-    );
+    )
+    .await;
     let ctrl = InProcessController::start(env.client(), env.ns());
     // Their pods linger 15 s after deletion: each abort waits that long (by requeueing).
     let names: Vec<String> = (0..N).map(|i| format!("slow-{i:02}")).collect();
@@ -1122,17 +1069,8 @@ async fn a_normal_engine_progresses_while_twenty_others_abort() {
         env.create(&b.build()).await;
     }
     let api = env.engines();
-    env.wait_for("every slow engine running", secs(120), async || {
-        let list = api.list(&ListParams::default()).await?.items;
-        let running = list
-            .iter()
-            .filter(|e| entries(e).first().is_some_and(|x| x.0 == "Running"))
-            .count();
-        if running == N {
-            Ok(())
-        } else {
-            Err(anyhow::anyhow!("{running}/{N} running"))
-        }
+    wait_every_engine(&env, "every slow engine running", secs(120), N, |e| {
+        entries(e).first().is_some_and(|x| x.0 == "Running")
     })
     .await;
     futures::future::join_all(names.iter().map(|n| set_state(&env, n, "stop"))).await;
@@ -1165,17 +1103,8 @@ async fn a_normal_engine_progresses_while_twenty_others_abort() {
         "the aborts should still be waiting for their pods (else the test proves nothing)"
     );
 
-    env.wait_for("every slow engine stopped", secs(90), async || {
-        let list = api.list(&ListParams::default()).await?.items;
-        let stopped = list
-            .iter()
-            .filter(|e| e.name_any().starts_with("slow-") && engine_status(e) == "stopped")
-            .count();
-        if stopped == N {
-            Ok(())
-        } else {
-            Err(anyhow::anyhow!("{stopped}/{N} stopped"))
-        }
+    wait_every_engine(&env, "every slow engine stopped", secs(90), N, |e| {
+        e.name_any().starts_with("slow-") && engine_status(e) == "stopped"
     })
     .await;
     teardown(env).await;
@@ -1186,13 +1115,7 @@ async fn a_normal_engine_progresses_while_twenty_others_abort() {
 
 #[tokio::test]
 async fn chaos_pods_that_outlive_the_grace_period_are_force_deleted() {
-    let env = setup("abort-force", &["pod-delete"]).await;
-    let _unblock = UnblockOnPanic::new(&env);
-    let _fake = FakeExperiment::start(
-        env.client(),
-        env.ns(),
-        Behaviour::all(ExperimentBehaviour::never_finish()),
-    );
+    let (env, _unblock, _fake) = start_hanging("abort-force").await;
     let plan = PlanConfig {
         abort_margin: secs(2),
         ..PlanConfig::default()
@@ -1207,10 +1130,7 @@ async fn chaos_pods_that_outlive_the_grace_period_are_force_deleted() {
         &[("e2e.test/delete-after", "300s")],
     );
     env.create(&b.build()).await;
-    let e = wait_engine_within(&env, "stubborn", "experiment Running", WAIT, |e| {
-        entries(e).first().is_some_and(|x| x.0 == "Running")
-    })
-    .await;
+    let e = wait_running(&env, "stubborn").await;
     let uid = e.uid().unwrap();
     let pod = status_of(&e).experiments[0].experiment_pod.clone();
 

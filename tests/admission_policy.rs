@@ -19,9 +19,7 @@ use std::time::Duration;
 use chaos_conductor::api::{ChaosEngine, ChaosExperiment, ChaosSchedule};
 use chaos_conductor::controller::author::{AUTHOR_ANNOTATION, AUTHOR_GROUPS_ANNOTATION};
 use k8s_openapi::api::core::v1::Namespace;
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
-use kube::core::DynamicObject;
-use kube::discovery::ApiResource;
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
 use support::*;
 
@@ -611,23 +609,9 @@ async fn escalation_matrix() {
             &Patch::Merge(json!({"metadata": {"finalizers": null}})),
         )
         .await;
-    for kind in [
-        "ValidatingAdmissionPolicyBinding",
-        "ValidatingAdmissionPolicy",
-        "MutatingAdmissionPolicyBinding",
-        "MutatingAdmissionPolicy",
-    ] {
-        let ar = ApiResource {
-            group: "admissionregistration.k8s.io".into(),
-            version: "v1".into(),
-            api_version: "admissionregistration.k8s.io/v1".into(),
-            kind: kind.into(),
-            plural: support::chart::plural(kind),
-        };
-        let api: Api<DynamicObject> = Api::all_with(env.client(), &ar);
-        let lp = ListParams::default().labels(&format!("app.kubernetes.io/instance={release}"));
-        let _ = api.delete_collection(&DeleteParams::default(), &lp).await;
-    }
+    chart::ChartPolicies::of_release(env.client(), &release)
+        .remove()
+        .await;
     let crbs: Api<k8s_openapi::api::rbac::v1::ClusterRoleBinding> = Api::all(env.client());
     let _ = crbs.delete(&crb, &DeleteParams::default()).await;
     privileged.cleanup().await;

@@ -39,16 +39,7 @@ async fn runs_and_events_survive_an_apiserver_restart() {
     );
     let log = format!("apiserver-restart-{}", env.ns());
     let ctrl = ControllerProcess::start(env.ns(), &log, &[]);
-    for i in 0..ENGINES {
-        env.create(
-            &EngineBuilder::new(&format!("restart-{i}"))
-                .service_account(SAMPLE_SA)
-                .experiment("pod-delete")
-                .job_cleanup_policy(Some("delete"))
-                .build(),
-        )
-        .await;
-    }
+    env.create_pod_delete_runs("restart", ENGINES).await;
     // Mid-run: Jobs created, experiments running.
     tokio::time::sleep(secs(2)).await;
     let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/cluster");
@@ -60,26 +51,7 @@ async fn runs_and_events_survive_an_apiserver_restart() {
     assert!(status.success(), "restart-apiserver: {status}");
     eprintln!("[restart] apiserver back after {:.1?}", t0.elapsed());
 
-    let api = env.engines();
-    let start = Instant::now();
-    let mut engines: Vec<ChaosEngine> = Vec::new();
-    loop {
-        if let Ok(list) = api.list(&ListParams::default()).await {
-            engines = list.items;
-            if engines.len() == ENGINES && engines.iter().all(completed) {
-                break;
-            }
-        }
-        if start.elapsed() > SETTLE {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-    let stuck: Vec<String> = engines
-        .iter()
-        .filter(|e| !completed(e))
-        .map(|e| e.name_any())
-        .collect();
+    let (engines, stuck) = settle_engines(&env, ENGINES, SETTLE, completed).await;
     let failed: Vec<String> = engines
         .iter()
         .filter(|e| e.status.as_ref().is_some_and(|s| s.verdict != "Pass"))

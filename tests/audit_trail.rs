@@ -7,11 +7,9 @@
 //! The apiserver-restart half of the scenario is tests/apiserver_restart.rs (it runs alone).
 mod support;
 
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use chaos_conductor::api::ChaosEngine;
-use kube::ResourceExt;
-use kube::api::ListParams;
 use support::controller::ControllerProcess;
 use support::*;
 
@@ -56,16 +54,7 @@ async fn every_owed_event_is_recorded_exactly_once_across_sigkills() {
     );
     let log = format!("audit-trail-{}", env.ns());
     let mut ctrl = ControllerProcess::start(env.ns(), &log, &[]);
-    for i in 0..ENGINES {
-        env.create(
-            &EngineBuilder::new(&format!("audit-{i}"))
-                .service_account(SAMPLE_SA)
-                .experiment("pod-delete")
-                .job_cleanup_policy(Some("delete"))
-                .build(),
-        )
-        .await;
-    }
+    env.create_pod_delete_runs("audit", ENGINES).await;
     let mut jitter = Jitter::new();
     for k in 0..KILLS {
         tokio::time::sleep(jitter.ms(300, 2500)).await;
@@ -74,21 +63,7 @@ async fn every_owed_event_is_recorded_exactly_once_across_sigkills() {
         ctrl = ControllerProcess::start(env.ns(), &log, &[]);
     }
 
-    let api = env.engines();
-    let start = Instant::now();
-    let mut engines: Vec<ChaosEngine>;
-    loop {
-        engines = api.list(&ListParams::default()).await.expect("list").items;
-        if engines.iter().all(completed) || start.elapsed() > SETTLE {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-    let stuck: Vec<String> = engines
-        .iter()
-        .filter(|e| !completed(e))
-        .map(|e| e.name_any())
-        .collect();
+    let (engines, stuck) = settle_engines(&env, ENGINES, SETTLE, completed).await;
     // Owed Events are emitted after the status write that owes them: give a last pass time.
     tokio::time::sleep(secs(5)).await;
 

@@ -4,8 +4,6 @@
 //! -9 takeover, no duplicate Job) and the Lease released on SIGTERM.
 mod support;
 
-use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::anyhow;
@@ -16,7 +14,6 @@ use kube::ResourceExt;
 use kube::api::{Api, ListParams, Patch, PatchParams};
 use serde_json::json;
 use support::conductor::*;
-use support::tools::helm;
 use support::*;
 
 /// The chaos service account of the sample engines.
@@ -34,34 +31,16 @@ const STANDING_BY: &str = "standing by for leadership";
 // The chart's RBAC and a kubeconfig for its ServiceAccount
 // ---------------------------------------------------------------------------------------------
 
-/// `helm template` of the chart's ServiceAccount and RBAC, release `cc` in `ns`.
-fn render_rbac(ns: &str, sets: &[String]) -> String {
-    let chart = Path::new(env!("CARGO_MANIFEST_DIR")).join("charts/chaos-conductor");
-    let mut cmd = Command::new(helm());
-    cmd.args(["template", RELEASE])
-        .arg(&chart)
-        .args(["--namespace", ns])
-        .args(["--show-only", "templates/serviceaccount.yaml"])
-        .args(["--show-only", "templates/rbac.yaml"]);
-    for s in sets {
-        cmd.args(["--set", s]);
-    }
-    let out = cmd.output().expect("running helm template");
-    assert!(
-        out.status.success(),
-        "helm template failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).expect("helm output is UTF-8")
-}
-
 /// Renders the chart's RBAC for `watchNamespace=<ns>` (plus `extra` values), applies it into the
 /// test namespace and returns a kubeconfig for the chart's ServiceAccount (TokenRequest API).
 async fn chart_service_account(env: &TestEnv, extra: &[&str]) -> tempfile::TempDir {
     let ns = env.ns();
-    let mut sets = vec![format!("watchNamespace={ns}")];
-    sets.extend(extra.iter().map(|s| s.to_string()));
-    let yaml = render_rbac(ns, &sets);
+    // The chart's ServiceAccount and RBAC, release `cc` in `ns`.
+    let mut sets = vec!["--set".to_string(), format!("watchNamespace={ns}")];
+    for s in extra {
+        sets.extend(["--set".to_string(), s.to_string()]);
+    }
+    let yaml = chart::render(RELEASE, ns, &["serviceaccount.yaml", "rbac.yaml"], &sets);
     assert!(
         !yaml.contains("kind: ClusterRole"),
         "watchNamespace must give a namespaced Role only:\n{yaml}"

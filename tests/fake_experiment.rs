@@ -4,27 +4,53 @@
 mod support;
 
 use anyhow::{anyhow, ensure};
-use chaos_conductor::api::{ChaosEngine, ChaosResult, result_phase, verdict};
+use chaos_conductor::api::{ChaosEngine, ChaosExperiment, ChaosResult, result_phase, verdict};
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::Container;
 use kube::api::DeleteParams;
 use support::*;
 
 const WAIT: std::time::Duration = secs(60);
 
-/// Engine + experiment + SA created, engine read back (for its UID).
-async fn setup(env: &TestEnv, engine_name: &str, experiment: &str) -> (ChaosEngine, String) {
+/// SA + experiment + engine (`more` adds to the builder) created, engine read back (for its UID).
+async fn create_engine(
+    env: &TestEnv,
+    engine_name: &str,
+    experiment: &str,
+    more: impl FnOnce(EngineBuilder) -> EngineBuilder,
+) -> (ChaosEngine, ChaosExperiment) {
     env.create_service_account("chaos-sa").await;
     let exp = env.create(&sample_experiment(experiment)).await;
     let engine = EngineBuilder::new(engine_name)
         .service_account("chaos-sa")
-        .experiment(experiment)
-        .experiment_env(experiment, "TOTAL_CHAOS_DURATION", "5")
-        .label("team", "sre")
-        .build();
-    let engine = env.create(&engine).await;
+        .experiment(experiment);
+    (env.create(&more(engine).build()).await, exp)
+}
+
+/// [`create_engine`] (TOTAL_CHAOS_DURATION 5, label team=sre) and its Job, rendered by hand.
+async fn setup(env: &TestEnv, engine_name: &str, experiment: &str) -> (ChaosEngine, String) {
+    let (engine, exp) = create_engine(env, engine_name, experiment, |b| {
+        b.experiment_env(experiment, "TOTAL_CHAOS_DURATION", "5")
+            .label("team", "sre")
+    })
+    .await;
     let job_name = format!("{experiment}-{}", random_suffix(6));
     env.create(&hand_rendered_job(&engine, &exp, &job_name))
         .await;
     (engine, job_name)
+}
+
+/// The pod template's containers of a hand-rendered Job.
+fn containers_mut(job: &mut Job) -> &mut Vec<Container> {
+    &mut job
+        .spec
+        .as_mut()
+        .expect("Job spec")
+        .template
+        .spec
+        .as_mut()
+        .expect("pod spec")
+        .containers
 }
 
 async fn result_with_phase(env: &TestEnv, name: &str, phase: &str) -> ChaosResult {
@@ -162,16 +188,7 @@ async fn fake_experiment_abort_writes_stopped() {
         Behaviour::all(ExperimentBehaviour::never_finish()),
     );
     // backoffLimit 0: the Job must not replace the deleted pod (whose run would reset the result).
-    env.create_service_account("chaos-sa").await;
-    let exp = env.create(&sample_experiment("pod-delete")).await;
-    let engine = env
-        .create(
-            &EngineBuilder::new("abort-chaos")
-                .service_account("chaos-sa")
-                .experiment("pod-delete")
-                .build(),
-        )
-        .await;
+    let (engine, exp) = create_engine(&env, "abort-chaos", "pod-delete", |b| b).await;
     let uid = engine.metadata.uid.clone().unwrap();
     let mut job = hand_rendered_job(&engine, &exp, "pod-delete-abcdef");
     job.spec.as_mut().unwrap().backoff_limit = Some(0);
@@ -246,40 +263,14 @@ async fn fake_experiment_fail_verdict_main_container_only_and_missing_env() {
         ExperimentBehaviour::fail().main_container_only(),
     );
     let fake = FakeExperiment::start(env.client(), env.ns(), behaviour);
-    env.create_service_account("chaos-sa").await;
-    let exp = env.create(&sample_experiment("pod-delete")).await;
-    let engine = env
-        .create(
-            &EngineBuilder::new("variant-chaos")
-                .service_account("chaos-sa")
-                .experiment("pod-delete")
-                .build(),
-        )
-        .await;
+    let (engine, exp) = create_engine(&env, "variant-chaos", "pod-delete", |b| b).await;
 
     // Fail verdict; only the main container ends, the pod stays Running (sidecar-like).
     let mut job = hand_rendered_job(&engine, &exp, "pod-delete-fail01");
-    let mut sidecar = job
-        .spec
-        .as_ref()
-        .unwrap()
-        .template
-        .spec
-        .as_ref()
-        .unwrap()
-        .containers[0]
-        .clone();
+    let mut sidecar = containers_mut(&mut job)[0].clone();
     sidecar.name = "pod-delete-fail01-sidecar-abcdef".into();
     sidecar.env = None;
-    job.spec
-        .as_mut()
-        .unwrap()
-        .template
-        .spec
-        .as_mut()
-        .unwrap()
-        .containers
-        .push(sidecar);
+    containers_mut(&mut job).push(sidecar);
     env.create(&job).await;
     let result = result_with_phase(&env, "variant-chaos-pod-delete", result_phase::COMPLETED).await;
     let status = result.status.unwrap();
@@ -328,16 +319,7 @@ async fn fake_experiment_fail_verdict_main_container_only_and_missing_env() {
 
     // A pod without CHAOS_UID: the fake reports it and fails the pod (exit 1), writing nothing.
     let mut job = hand_rendered_job(&engine, &exp, "pod-delete-noenv1");
-    let container = &mut job
-        .spec
-        .as_mut()
-        .unwrap()
-        .template
-        .spec
-        .as_mut()
-        .unwrap()
-        .containers[0];
-    container
+    containers_mut(&mut job)[0]
         .env
         .as_mut()
         .unwrap()

@@ -14,9 +14,7 @@ use std::time::{Duration, Instant};
 
 use chaos_conductor::api::{ChaosEngine, ChaosResult};
 use kube::ResourceExt;
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
-use kube::core::DynamicObject;
-use kube::discovery::ApiResource;
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
 use serde_json::json;
 use support::controller::ControllerProcess;
 use support::fake_experiment::{Behaviour, ExperimentBehaviour, FakeExperiment};
@@ -127,26 +125,6 @@ async fn delete_engines(env: &TestEnv) {
         }
     })
     .await;
-}
-
-async fn delete_policies(env: &TestEnv, release: &str) {
-    for kind in [
-        "ValidatingAdmissionPolicyBinding",
-        "ValidatingAdmissionPolicy",
-        "MutatingAdmissionPolicyBinding",
-        "MutatingAdmissionPolicy",
-    ] {
-        let ar = ApiResource {
-            group: "admissionregistration.k8s.io".into(),
-            version: "v1".into(),
-            api_version: "admissionregistration.k8s.io/v1".into(),
-            kind: kind.into(),
-            plural: support::chart::plural(kind),
-        };
-        let api: Api<DynamicObject> = Api::all_with(env.client(), &ar);
-        let lp = ListParams::default().labels(&format!("app.kubernetes.io/instance={release}"));
-        let _ = api.delete_collection(&DeleteParams::default(), &lp).await;
-    }
 }
 
 /// The controller binary with `kubeconfig`, watching `ns`, the cluster switch `switch`.
@@ -452,7 +430,9 @@ async fn halt_during_twenty_running_engines_then_resume() {
 
     delete_engines(&env).await;
     drop(_ctrl);
-    delete_policies(&env, &release).await;
+    chart::ChartPolicies::of_release(env.client(), &release)
+        .remove()
+        .await;
     env.cleanup().await;
 }
 

@@ -54,6 +54,58 @@ async fn job_of(env: &TestEnv, e: &ChaosEngine, i: usize) -> Job {
         .unwrap_or_else(|err| panic!("Job {name}: {err}"))
 }
 
+/// The engine writes after its creation (`versions`: every stored version, as watched), one line
+/// each; asserts that there are at most `max` (each stored write is one watch event,
+/// docs/performance.md) and returns them for further messages.
+fn assert_engine_writes_at_most(versions: &[ChaosEngine], max: usize) -> Vec<String> {
+    let writes: Vec<String> = versions
+        .iter()
+        .skip(1)
+        .map(|v| {
+            let s = v.status.clone().unwrap_or_default();
+            format!(
+                "finalizers {:?} engineState {:?} engineStatus {:?} experiments {:?}",
+                v.finalizers(),
+                v.spec.engine_state,
+                s.engine_status,
+                s.experiments
+                    .iter()
+                    .map(|x| (x.phase.clone(), x.status.clone(), x.job_name.clone()))
+                    .collect::<Vec<_>>()
+            )
+        })
+        .collect();
+    assert!(
+        writes.len() <= max,
+        "{} engine writes for one experiment: {writes:#?}",
+        writes.len()
+    );
+    writes
+}
+
+/// The Jobs in the test namespace.
+async fn jobs_in(env: &TestEnv) -> Vec<Job> {
+    env.jobs()
+        .list(&Default::default())
+        .await
+        .expect("listing Jobs")
+        .items
+}
+
+/// Waits until the test namespace holds no Job (jobCleanUpPolicy delete, the deadline's delete).
+async fn wait_no_jobs(env: &TestEnv, what: &str) {
+    let jobs = env.jobs();
+    env.wait_for(what, WAIT, async || {
+        let n = jobs.list(&Default::default()).await?.items.len();
+        if n == 0 {
+            Ok(())
+        } else {
+            Err(anyhow::anyhow!("{n} Jobs left"))
+        }
+    })
+    .await
+}
+
 /// The engine's Warning Event with this reason; its message must be the experiment entry's
 /// message (the controller explains the same failure in both places). `wait_event` already waited
 /// for the reason, so what is asserted here is the type and the text.
@@ -112,29 +164,7 @@ async fn one_experiment_passes_with_litmus_status_job_and_events() {
     assert!(e.finalizers().iter().any(|f| f == FINALIZER));
     // The engine writes of a run on our CRD (docs/performance.md): finalizer, launch intent,
     // Running, final status, `stop`; none more (each stored write is one watch event).
-    let writes: Vec<String> = versions
-        .versions()
-        .iter()
-        .skip(1)
-        .map(|v| {
-            let s = v.status.clone().unwrap_or_default();
-            format!(
-                "finalizers {:?} engineState {:?} engineStatus {:?} experiments {:?}",
-                v.finalizers(),
-                v.spec.engine_state,
-                s.engine_status,
-                s.experiments
-                    .iter()
-                    .map(|x| (x.phase.clone(), x.status.clone()))
-                    .collect::<Vec<_>>()
-            )
-        })
-        .collect();
-    assert!(
-        writes.len() <= 5,
-        "{} engine writes for one experiment: {writes:#?}",
-        writes.len()
-    );
+    assert_engine_writes_at_most(&versions.versions(), 5);
 
     // The Job as Litmus renders it, plus owner and backoffLimit 0.
     let job = job_of(&env, &e, 0).await;
@@ -250,16 +280,7 @@ async fn one_experiment_passes_with_litmus_status_job_and_events() {
         strays.is_empty(),
         "Events not on engine {engine_uid}: {strays:?}"
     );
-    assert_eq!(
-        env.jobs()
-            .list(&Default::default())
-            .await
-            .unwrap()
-            .items
-            .len(),
-        1,
-        "exactly one Job"
-    );
+    assert_eq!(jobs_in(&env).await.len(), 1, "exactly one Job");
     env.cleanup().await;
 }
 
@@ -289,28 +310,7 @@ async fn with_the_chart_policy_the_run_has_no_finalizer_write() {
         "created with our finalizer by the chart's policy: {:?}",
         created.finalizers()
     );
-    let writes: Vec<String> = versions
-        .iter()
-        .skip(1)
-        .map(|v| {
-            let s = v.status.clone().unwrap_or_default();
-            format!(
-                "finalizers {:?} engineState {:?} engineStatus {:?} experiments {:?}",
-                v.finalizers(),
-                v.spec.engine_state,
-                s.engine_status,
-                s.experiments
-                    .iter()
-                    .map(|x| (x.phase.clone(), x.status.clone(), x.job_name.clone()))
-                    .collect::<Vec<_>>()
-            )
-        })
-        .collect();
-    assert!(
-        writes.len() <= 4,
-        "{} engine writes for one experiment: {writes:#?}",
-        writes.len()
-    );
+    let writes = assert_engine_writes_at_most(&versions, 4);
     let launched = versions
         .get(1)
         .and_then(|v| v.status.as_ref())
@@ -431,12 +431,7 @@ async fn missing_dependencies_skip_with_litmus_warnings() {
         );
     }
     assert!(
-        env.jobs()
-            .list(&Default::default())
-            .await
-            .unwrap()
-            .items
-            .is_empty(),
+        jobs_in(&env).await.is_empty(),
         "no Job for skipped experiments"
     );
     env.cleanup().await;
@@ -493,15 +488,7 @@ async fn two_experiments_run_in_sequence_and_delete_policy_removes_jobs() {
         ev.iter()
             .any(|x| x.reason == "ExperimentJobCleanUp" && x.message.ends_with("will be deleted"))
     );
-    env.wait_for("Jobs deleted", WAIT, async || {
-        let n = jobs.list(&Default::default()).await?.items.len();
-        if n == 0 {
-            Ok(())
-        } else {
-            Err(anyhow::anyhow!("{n} Jobs left"))
-        }
-    })
-    .await;
+    wait_no_jobs(&env, "Jobs deleted").await;
     env.cleanup().await;
 }
 
@@ -639,16 +626,7 @@ async fn overall_deadline_ends_a_hung_experiment_and_deletes_its_job() {
         "ExperimentTimeout",
         &e.status.as_ref().unwrap().experiments[0].message,
     );
-    let jobs = env.jobs();
-    env.wait_for("hung Job deleted", WAIT, async || {
-        let n = jobs.list(&Default::default()).await?.items.len();
-        if n == 0 {
-            Ok(())
-        } else {
-            Err(anyhow::anyhow!("{n} Jobs"))
-        }
-    })
-    .await;
+    wait_no_jobs(&env, "hung Job deleted").await;
     env.cleanup().await;
 }
 
@@ -720,7 +698,7 @@ async fn killed_controller_resumes_and_adopts_the_same_job() {
     assert_eq!(st.experiments.len(), 1);
     assert_eq!(st.experiments[0].job_name, job_name, "the same Job");
     assert_eq!(st.experiments[0].verdict, "Pass");
-    let jobs = env.jobs().list(&Default::default()).await.unwrap().items;
+    let jobs = jobs_in(&env).await;
     assert_eq!(jobs.len(), 1, "no second Job");
     assert_eq!(fake.seen().len(), 1, "the experiment ran once");
     let completions = env

@@ -47,12 +47,15 @@ fn schedule_yaml(name: &str, schedule: &str, extra_spec: &str) -> String {
     )
 }
 
-fn fake(env: &TestEnv, run: Duration) -> FakeExperiment {
-    FakeExperiment::start(
+/// A test namespace with pod-delete and the fake experiment, every run passing after `run`.
+async fn start(test: &str, run: Duration) -> (TestEnv, FakeExperiment) {
+    let env = setup(test, &["pod-delete"]).await;
+    let fake = FakeExperiment::start(
         env.client(),
         env.ns(),
         Behaviour::all(ExperimentBehaviour::pass().run_time(run)),
-    )
+    );
+    (env, fake)
 }
 
 async fn owned_engines(env: &TestEnv, schedule: &ChaosSchedule) -> Vec<ChaosEngine> {
@@ -84,6 +87,19 @@ fn sched_status(s: &ChaosSchedule) -> String {
         .and_then(|st| st.schedule.as_ref())
         .and_then(|st| st.status.clone())
         .unwrap_or_default()
+}
+
+/// Waits (30 s at most) until the schedule owns exactly one engine.
+async fn wait_one_engine(env: &TestEnv, schedule: &ChaosSchedule, what: &str) {
+    env.wait_for(what, secs(30), async || {
+        let n = owned_engines(env, schedule).await.len();
+        if n == 1 {
+            Ok(())
+        } else {
+            Err(anyhow::anyhow!("{n} engines"))
+        }
+    })
+    .await
 }
 
 async fn get_schedule(env: &TestEnv, name: &str) -> ChaosSchedule {
@@ -123,8 +139,7 @@ async fn apply(env: &TestEnv, yaml: &str, name: &str) -> ChaosSchedule {
 
 #[tokio::test]
 async fn now_creates_one_engine_that_runs_to_its_verdict_and_completes_the_schedule() {
-    let env = setup("sched-now", &["pod-delete"]).await;
-    let _fake = fake(&env, Duration::from_secs(2));
+    let (env, _fake) = start("sched-now", Duration::from_secs(2)).await;
     let _ctrl = InProcessController::start_all(env.client(), env.ns());
     let s = apply(
         &env,
@@ -209,8 +224,7 @@ async fn now_creates_one_engine_that_runs_to_its_verdict_and_completes_the_sched
 
 #[tokio::test]
 async fn once_runs_at_its_execution_time() {
-    let env = setup("sched-once", &["pod-delete"]).await;
-    let _fake = fake(&env, Duration::from_secs(1));
+    let (env, _fake) = start("sched-once", Duration::from_secs(1)).await;
     let _ctrl = InProcessController::start_all(env.client(), env.ns());
     let at = Timestamp::from_second(Timestamp::now().as_second() + 12).unwrap();
     let yaml = schedule_yaml(
@@ -262,9 +276,8 @@ const EVERY_MINUTE: &str = "    repeat:\n      properties:\n        minChaosInte
 
 #[tokio::test]
 async fn repeat_every_minute_with_runs_longer_than_the_interval_never_overlaps() {
-    let env = setup("sched-forbid", &["pod-delete"]).await;
     // Each run takes ~80 s, the interval is 60 s: Forbid must hold, catch-up must follow.
-    let _fake = fake(&env, Duration::from_secs(80));
+    let (env, _fake) = start("sched-forbid", Duration::from_secs(80)).await;
     let _ctrl = InProcessController::start_all(env.client(), env.ns());
     let s = apply(
         &env,
@@ -333,19 +346,10 @@ async fn repeat_every_minute_with_runs_longer_than_the_interval_never_overlaps()
 
 #[tokio::test]
 async fn halt_pauses_creation_and_resume_catches_up_the_missed_run() {
-    let env = setup("sched-halt", &["pod-delete"]).await;
-    let _fake = fake(&env, Duration::from_secs(1));
+    let (env, _fake) = start("sched-halt", Duration::from_secs(1)).await;
     let _ctrl = InProcessController::start_all(env.client(), env.ns());
     let s = apply(&env, &schedule_yaml("halting", EVERY_MINUTE, ""), "halting").await;
-    env.wait_for("first engine", secs(30), async || {
-        let n = owned_engines(&env, &s).await.len();
-        if n == 1 {
-            Ok(())
-        } else {
-            Err(anyhow::anyhow!("{n} engines"))
-        }
-    })
-    .await;
+    wait_one_engine(&env, &s, "first engine").await;
     let api = env.api::<ChaosSchedule>();
     let halt = json!({"spec": {"scheduleState": "halt"}});
     api.patch("halting", &PatchParams::default(), &Patch::Merge(&halt))
@@ -403,8 +407,7 @@ async fn halt_pauses_creation_and_resume_catches_up_the_missed_run() {
 
 #[tokio::test]
 async fn controller_killed_right_after_creating_an_engine_does_not_duplicate_the_run() {
-    let env = setup("sched-kill", &["pod-delete"]).await;
-    let _fake = fake(&env, Duration::from_secs(1));
+    let (env, _fake) = start("sched-kill", Duration::from_secs(1)).await;
     let ctrl = ControllerProcess::start(env.ns(), "sched-kill-1", &[]);
     let yaml = schedule_yaml(
         "killed",
@@ -453,8 +456,7 @@ async fn controller_killed_right_after_creating_an_engine_does_not_duplicate_the
 async fn engine_created_before_a_lost_status_write_is_adopted() {
     // The crash window made deterministic: the engine of the first run exists, owned by the
     // schedule, but the schedule's status was never written. Then the controller starts.
-    let env = setup("sched-adopt", &["pod-delete"]).await;
-    let _fake = fake(&env, Duration::from_secs(1));
+    let (env, _fake) = start("sched-adopt", Duration::from_secs(1)).await;
     let yaml = schedule_yaml(
         "adopt",
         "    repeat:\n      properties:\n        minChaosInterval:\n          hour:\n            everyNthHour: 24",
@@ -507,15 +509,7 @@ async fn deleting_the_schedule_garbage_collects_its_engines() {
     );
     let _ctrl = InProcessController::start_all(env.client(), env.ns());
     let s = apply(&env, &schedule_yaml("gc", "    now: true", ""), "gc").await;
-    env.wait_for("the engine", secs(30), async || {
-        let n = owned_engines(&env, &s).await.len();
-        if n == 1 {
-            Ok(())
-        } else {
-            Err(anyhow::anyhow!("{n} engines"))
-        }
-    })
-    .await;
+    wait_one_engine(&env, &s, "the engine").await;
     env.api::<ChaosSchedule>()
         .delete("gc", &DeleteParams::background())
         .await

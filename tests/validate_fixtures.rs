@@ -41,6 +41,16 @@ fn yaml_files(dir: &str) -> Vec<PathBuf> {
     files
 }
 
+/// Asserts that `validate` exited 0, showing its report when it did not.
+fn assert_passes(out: &Output) {
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
 #[test]
 fn valid_fixtures_pass_without_errors() {
     let out = validate(&["-f", "tests/fixtures/valid"], None);
@@ -63,12 +73,7 @@ fn valid_fixtures_pass_without_errors() {
             args.extend(["-f", "tests/fixtures/valid/pod-delete.yaml"]);
         }
         let out = validate(&args, None);
-        assert_eq!(
-            out.status.code(),
-            Some(0),
-            "{}",
-            String::from_utf8_lossy(&out.stdout)
-        );
+        assert_passes(&out);
     }
 }
 
@@ -169,12 +174,7 @@ fn experiments_given_in_another_file_satisfy_the_engine() {
         ],
         None,
     );
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+    assert_passes(&out);
 }
 
 #[test]

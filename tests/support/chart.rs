@@ -114,6 +114,15 @@ impl ChartPolicies {
         }
     }
 
+    /// The admission policies of `release`, applied by the caller together with other templates
+    /// of the chart (one release), so that [`ChartPolicies::remove`] deletes them the same way.
+    pub fn of_release(client: Client, release: &str) -> Self {
+        Self {
+            client,
+            release: release.to_string(),
+        }
+    }
+
     /// Deletes the policies and bindings of this release.
     pub async fn remove(self) {
         use kube::api::{ApiResource, DeleteParams, DynamicObject, ListParams};

@@ -437,15 +437,7 @@ async fn play(ctx: &Ctx, pod: Pod, mut rx: watch::Receiver<Pod>) -> anyhow::Resu
         return Ok(());
     }
     if let FakeFinish::CrashAtStart { exit_code } = behaviour.finish {
-        let code = exit_code.to_string();
-        ctx.shared.set_state(&pod_uid, FakeState::Crashed);
-        annotate(
-            ctx,
-            &pod_name,
-            &[("e2e.test/outcome", "fail"), ("e2e.test/exit-code", &code)],
-        )
-        .await?;
-        return Ok(());
+        return crash(ctx, &pod_uid, &pod_name, exit_code).await;
     }
 
     let reporter = Reporter::new(
@@ -484,15 +476,7 @@ async fn play(ctx: &Ctx, pod: Pod, mut rx: watch::Receiver<Pod>) -> anyhow::Resu
     }
 
     if let FakeFinish::PodFails { exit_code } = behaviour.finish {
-        let code = exit_code.to_string();
-        ctx.shared.set_state(&pod_uid, FakeState::Crashed);
-        annotate(
-            ctx,
-            &pod_name,
-            &[("e2e.test/outcome", "fail"), ("e2e.test/exit-code", &code)],
-        )
-        .await?;
-        return Ok(());
+        return crash(ctx, &pod_uid, &pod_name, exit_code).await;
     }
 
     // End of test.
@@ -520,6 +504,19 @@ async fn abort(ctx: &Ctx, run: &Run, reporter: &Reporter) -> anyhow::Result<()> 
     reporter.stopped().await?;
     ctx.shared.set_state(&run.pod_uid, FakeState::Aborted);
     Ok(())
+}
+
+/// The experiment process dies with `exit_code` before writing a verdict: the pod is told to fail
+/// (kwok acts on the annotations) and the run is recorded as Crashed.
+async fn crash(ctx: &Ctx, pod_uid: &str, pod_name: &str, exit_code: i32) -> anyhow::Result<()> {
+    let code = exit_code.to_string();
+    ctx.shared.set_state(pod_uid, FakeState::Crashed);
+    annotate(
+        ctx,
+        pod_name,
+        &[("e2e.test/outcome", "fail"), ("e2e.test/exit-code", &code)],
+    )
+    .await
 }
 
 async fn annotate(ctx: &Ctx, pod: &str, annotations: &[(&str, &str)]) -> anyhow::Result<()> {

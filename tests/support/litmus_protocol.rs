@@ -147,38 +147,36 @@ impl Reporter {
                         history.targets.push(t.clone());
                     }
                 }
-                match &outcome_c {
-                    Outcome::Pass => {
-                        st.phase = result_phase::COMPLETED.into();
-                        st.verdict = v::PASS.into();
-                        st.probe_success_percentage = Some("100".into());
-                        history.passed_runs += 1;
-                    }
-                    Outcome::Fail => {
-                        st.phase = result_phase::COMPLETED.into();
-                        st.verdict = v::FAIL.into();
-                        st.probe_success_percentage = Some("0".into());
-                        history.failed_runs += 1;
-                    }
+                // litmus-go's end of test: the verdict, the probe percentage (100 only on Pass), the
+                // error output of a failed check or an error, and the run counted by its verdict.
+                let (phase, verdict, error) = match &outcome_c {
+                    Outcome::Pass => (result_phase::COMPLETED, v::PASS, None),
+                    Outcome::Fail => (result_phase::COMPLETED, v::FAIL, None),
                     Outcome::FailedCheck { code, reason } => {
-                        st.phase = result_phase::COMPLETED.into();
-                        st.verdict = v::FAIL.into();
-                        st.probe_success_percentage = Some("0".into());
-                        st.error_output = Some(ErrorOutput {
-                            error_code: code.clone(),
-                            reason: reason.clone(),
-                        });
-                        history.failed_runs += 1;
+                        (result_phase::COMPLETED, v::FAIL, Some((code, reason)))
                     }
                     Outcome::Error { code, reason } => {
-                        st.phase = result_phase::ERROR.into();
-                        st.verdict = v::ERROR.into();
-                        st.probe_success_percentage = Some("0".into());
-                        st.error_output = Some(ErrorOutput {
-                            error_code: code.clone(),
-                            reason: reason.clone(),
-                        });
+                        (result_phase::ERROR, v::ERROR, Some((code, reason)))
                     }
+                };
+                st.phase = phase.into();
+                st.verdict = verdict.into();
+                let probe = if matches!(outcome_c, Outcome::Pass) {
+                    "100"
+                } else {
+                    "0"
+                };
+                st.probe_success_percentage = Some(probe.into());
+                if let Some((code, reason)) = error {
+                    st.error_output = Some(ErrorOutput {
+                        error_code: code.clone(),
+                        reason: reason.clone(),
+                    });
+                }
+                match &outcome_c {
+                    Outcome::Pass => history.passed_runs += 1,
+                    Outcome::Fail | Outcome::FailedCheck { .. } => history.failed_runs += 1,
+                    Outcome::Error { .. } => {}
                 }
             })
             .await?;
@@ -261,6 +259,18 @@ impl Reporter {
         )
     }
 
+    /// The object an event is about: a Litmus object of `kind` in the chaos namespace.
+    fn involved(&self, kind: &str, name: Option<String>, uid: Option<String>) -> ObjectReference {
+        ObjectReference {
+            api_version: Some(API_VERSION.into()),
+            kind: Some(kind.into()),
+            name,
+            namespace: Some(self.chaos_ns.clone()),
+            uid,
+            ..Default::default()
+        }
+    }
+
     /// An event on the engine (`<Reason><experiment><engineUID>`, get-or-create, count++).
     pub async fn engine_event(
         &self,
@@ -268,14 +278,11 @@ impl Reporter {
         type_: &str,
         message: &str,
     ) -> anyhow::Result<()> {
-        let involved = ObjectReference {
-            api_version: Some(API_VERSION.into()),
-            kind: Some("ChaosEngine".into()),
-            name: Some(self.engine.clone()),
-            namespace: Some(self.chaos_ns.clone()),
-            uid: Some(self.chaos_uid.clone()),
-            ..Default::default()
-        };
+        let involved = self.involved(
+            "ChaosEngine",
+            Some(self.engine.clone()),
+            Some(self.chaos_uid.clone()),
+        );
         let name = format!("{reason}{}{}", self.experiment, self.chaos_uid);
         self.upsert_event(&name, involved, reason, type_, message, true)
             .await
@@ -289,14 +296,11 @@ impl Reporter {
         type_: &str,
         message: &str,
     ) -> anyhow::Result<()> {
-        let involved = ObjectReference {
-            api_version: Some(API_VERSION.into()),
-            kind: Some("ChaosResult".into()),
-            name: result.metadata.name.clone(),
-            namespace: Some(self.chaos_ns.clone()),
-            uid: result.metadata.uid.clone(),
-            ..Default::default()
-        };
+        let involved = self.involved(
+            "ChaosResult",
+            result.metadata.name.clone(),
+            result.metadata.uid.clone(),
+        );
         let name = format!("{reason}{}", self.pod_name);
         self.upsert_event(&name, involved, reason, type_, message, false)
             .await

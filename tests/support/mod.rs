@@ -53,6 +53,45 @@ pub const FIELD_MANAGER: &str = "e2e-test";
 /// The ServiceAccount [`setup`] creates for the sample engines.
 pub const SAMPLE_SA: &str = "pod-delete-sa";
 
+/// Polls the namespace's engines every 500 ms until `n` of them exist and every one is `done`, or
+/// `within` has passed. Returns the last list read and the names of the engines in it that are not
+/// `done`. A failed list is retried (the apiserver may be restarting); panics when none succeeded.
+pub async fn settle_engines(
+    env: &TestEnv,
+    n: usize,
+    within: Duration,
+    done: impl Fn(&ChaosEngine) -> bool,
+) -> (Vec<ChaosEngine>, Vec<String>) {
+    let api = env.engines();
+    let start = Instant::now();
+    let mut engines: Option<Vec<ChaosEngine>> = None;
+    let mut last_error = None;
+    loop {
+        match api.list(&ListParams::default()).await {
+            Ok(list) => {
+                let settled = list.items.len() == n && list.items.iter().all(&done);
+                engines = Some(list.items);
+                if settled {
+                    break;
+                }
+            }
+            Err(e) => last_error = Some(e),
+        }
+        if start.elapsed() > within {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let engines =
+        engines.unwrap_or_else(|| panic!("no engine list within {within:?}: {last_error:?}"));
+    let not_done = engines
+        .iter()
+        .filter(|e| !done(e))
+        .map(kube::ResourceExt::name_any)
+        .collect();
+    (engines, not_done)
+}
+
 /// A test namespace with the [`SAMPLE_SA`] ServiceAccount and these sample ChaosExperiments.
 pub async fn setup(test: &str, experiments: &[&str]) -> TestEnv {
     let env = TestEnv::new(test).await;
@@ -468,6 +507,22 @@ impl TestEnv {
             applied.push(out);
         }
         Ok(applied)
+    }
+
+    /// Creates `n` engines `<prefix>-0` … `<prefix>-<n-1>`, each one pod-delete run with the
+    /// sample ServiceAccount and jobCleanUpPolicy `delete`: the load that the apiserver-restart and
+    /// SIGKILL tests follow to completion.
+    pub async fn create_pod_delete_runs(&self, prefix: &str, n: usize) {
+        for i in 0..n {
+            self.create(
+                &builders::EngineBuilder::new(&format!("{prefix}-{i}"))
+                    .service_account(SAMPLE_SA)
+                    .experiment("pod-delete")
+                    .job_cleanup_policy(Some("delete"))
+                    .build(),
+            )
+            .await;
+        }
     }
 
     pub async fn create_service_account(&self, name: &str) -> ServiceAccount {
