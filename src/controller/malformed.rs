@@ -1,5 +1,5 @@
 //! Deleting an engine the controller cannot read (Litmus's CRD keeps any spec, so a ChaosEngine may
-//! not deserialize; src/controller/run.rs `reject_malformed` leaves such an engine alone).
+//! not deserialize; src/controller/reconcile.rs `reject_malformed` leaves such an engine alone).
 //!
 //! The chart's MutatingAdmissionPolicy puts our finalizer on every new engine, readable or not
 //! (charts/chaos-conductor/templates/admission-policy.yaml; it saves the first pass's finalizer

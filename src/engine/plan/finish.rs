@@ -163,7 +163,7 @@ impl<'a> Planner<'a> {
             reason: reason.into(),
             message,
             last_transition_time: transition,
-            // Stamped by the shell when it writes (see apply::write_status).
+            // Stamped by the shell when it writes (see apply::status::write_status).
             observed_generation: None,
         }]
     }
