@@ -41,9 +41,9 @@ fn context(client: Client) -> Arc<Context> {
     context_with(
         client,
         Caches {
-            jobs: kube::runtime::reflector::store().0,
-            pods: kube::runtime::reflector::store().0,
-            results: kube::runtime::reflector::store().0,
+            jobs: crate::controller::cache::cache().0,
+            pods: crate::controller::cache::cache().0,
+            results: crate::controller::cache::cache().0,
             synced: tokio::sync::watch::channel(0).1,
         },
     )

@@ -8,8 +8,9 @@ use std::time::Duration;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Pod;
 use kube::Client;
-use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::reflector::ObjectRef;
 
+use super::cache::ChaosCache;
 use super::error::{Error, KubeContext};
 use super::machinery::{Failures, Written};
 use crate::api::{ChaosEngine, ChaosResult};
@@ -83,9 +84,9 @@ impl Default for Settings {
 /// Read-only caches of the chaos-side objects (label-filtered watches).
 #[derive(Clone)]
 pub struct Caches {
-    pub jobs: Store<Job>,
-    pub pods: Store<Pod>,
-    pub results: Store<ChaosResult>,
+    pub jobs: ChaosCache<Job>,
+    pub pods: ChaosCache<Pod>,
+    pub results: ChaosCache<ChaosResult>,
     /// Bit set of the watches that finished their first list (see `controller::run`).
     pub synced: tokio::sync::watch::Receiver<u8>,
 }

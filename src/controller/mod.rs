@@ -18,6 +18,7 @@ mod apply_tests;
 pub mod author;
 #[cfg(test)]
 mod author_tests;
+pub mod cache;
 pub mod context;
 pub mod error;
 pub mod events;

@@ -76,6 +76,10 @@ async fn live_chaos_objects(
     Ok((jobs, pods))
 }
 
+fn cloned<K: Clone>(objects: Vec<std::sync::Arc<K>>) -> Vec<K> {
+    objects.into_iter().map(|o| (*o).clone()).collect()
+}
+
 /// Above this many ChaosExperiments to read, one LIST of the namespace is cheaper than GETs.
 const LIST_ABOVE: usize = 3;
 
@@ -88,30 +92,18 @@ pub async fn observe(
     let ns = engine.metadata.namespace.clone().unwrap_or_default();
     let uid = engine.metadata.uid.clone().unwrap_or_default();
     let client = ctx.client.clone();
-    let same_ns = |m: &kube::api::ObjectMeta| m.namespace.as_deref() == Some(ns.as_str());
 
     let mut observed = Observed {
         jobs: ctx
             .caches
             .jobs
-            .state_filter(|j| same_ns(&j.metadata) && owned_job(j, &uid))
+            .of(&ns, &uid)
             .into_iter()
+            .filter(|j| owned_job(j, &uid))
             .map(|j| (*j).clone())
             .collect(),
-        pods: ctx
-            .caches
-            .pods
-            .state_filter(|p| same_ns(&p.metadata) && has_uid(p.metadata.labels.as_ref(), &uid))
-            .into_iter()
-            .map(|p| (*p).clone())
-            .collect(),
-        results: ctx
-            .caches
-            .results
-            .state_filter(|r| same_ns(&r.metadata) && has_uid(r.metadata.labels.as_ref(), &uid))
-            .into_iter()
-            .map(|r| (*r).clone())
-            .collect(),
+        pods: cloned(ctx.caches.pods.of(&ns, &uid)),
+        results: cloned(ctx.caches.results.of(&ns, &uid)),
         ..Default::default()
     };
 

@@ -2,11 +2,11 @@
 //! which reads it adds to what the caches hold.
 use std::time::Duration;
 
+use crate::controller::cache::cache as store;
 use http::Method;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Pod;
 use kube::Client;
-use kube::runtime::reflector::store;
 use kube::runtime::watcher::Event;
 use serde_json::to_value;
 use tower_test::mock;
@@ -30,9 +30,9 @@ fn ended_run() -> (ChaosEngine, String, std::sync::Arc<Context>, Mock) {
     let job_name = job.metadata.name.clone().unwrap_or_default();
     let e = persisted(e, &d);
     let (jobs, mut jobs_w) = store::<Job>();
-    jobs_w.apply_watcher_event(&Event::Apply(job));
+    jobs_w.apply(&Event::Apply(job));
     let (pods, mut pods_w) = store::<Pod>();
-    pods_w.apply_watcher_event(&Event::Apply(pod(
+    pods_w.apply(&Event::Apply(pod(
         &job_name,
         "Succeeded",
         Some(terminated(0, "Completed")),

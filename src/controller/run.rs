@@ -7,17 +7,18 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::Pod;
-use kube::api::Api;
+use k8s_openapi::api::core::v1::{ContainerStatus, Pod, PodStatus};
 use kube::core::DeserializeGuard;
+use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{Config as ControllerConfig, Controller};
 use kube::runtime::reflector::{self, ObjectRef};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, Resource, ResourceExt};
 use tracing::{info, warn};
 
+use super::cache::{ChaosCache, cache};
 use super::context::{Caches, Context, Settings, StatusMode};
 use super::error::Error;
 use super::machinery::{api_for, stop_requested, stop_signal};
@@ -53,32 +54,28 @@ pub async fn run(
     let (synced_tx, synced_rx) = tokio::sync::watch::channel(0u8);
     let synced_tx = Arc::new(synced_tx);
     // The caches keep only what the decisions read (memory grows with the number of engines):
-    // Jobs are only looked up by name and owner; pods by labels and status.
+    // Jobs are only looked up by name, labels, owner and deletion mark, so only their metadata is
+    // watched; pods by labels and the experiment container's state; ChaosResults whole.
     let (jobs, job_stream) = cached(
-        api_for::<Job>(&client, ns),
-        chaos.clone(),
+        // An Api of PartialObjectMeta makes kube-rs send metadata-only list and watch requests.
+        watcher(
+            api_for::<PartialObjectMeta<Job>>(&client, ns),
+            chaos.clone(),
+        )
+        .map_ok(|ev| map_event(ev, job_of_metadata)),
         JOBS_SYNCED,
         &synced_tx,
-        |job: &mut Job| {
-            job.managed_fields_mut().clear();
-            job.spec = None;
-        },
+        |job: &mut Job| job.managed_fields_mut().clear(),
     );
     let (pods, pod_stream) = cached(
-        api_for::<Pod>(&client, ns),
-        chaos.clone(),
+        watcher(api_for::<Pod>(&client, ns), chaos.clone()),
         PODS_SYNCED,
         &synced_tx,
-        |pod: &mut Pod| {
-            pod.managed_fields_mut().clear();
-            pod.annotations_mut().clear();
-            pod.spec = None;
-        },
+        trim_pod,
     );
     // litmus-go copies the pod's labels (chaosUID included) onto every ChaosResult it writes.
     let (results, result_stream) = cached(
-        api_for::<ChaosResult>(&client, ns),
-        chaos.clone(),
+        watcher(api_for::<ChaosResult>(&client, ns), chaos.clone()),
         RESULTS_SYNCED,
         &synced_tx,
         |r: &mut ChaosResult| r.managed_fields_mut().clear(),
@@ -196,33 +193,75 @@ fn mark_synced<K>(
     }
 }
 
-/// A cache of `K` fed by a watch, and the stream of touched objects that drives reconciles.
+/// A cache of `K` fed by a watch (src/controller/cache.rs), and the stream of touched objects
+/// that drives reconciles.
 fn cached<K>(
-    api: Api<K>,
-    config: watcher::Config,
+    events: impl futures::Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send + 'static,
     bit: u8,
     synced: &Arc<tokio::sync::watch::Sender<u8>>,
     trim: impl FnMut(&mut K) + Send + 'static,
 ) -> (
-    reflector::Store<K>,
+    ChaosCache<K>,
     impl futures::Stream<Item = Result<K, watcher::Error>> + Send + 'static,
 )
 where
-    K: Resource<DynamicType = ()>
-        + Clone
-        + serde::de::DeserializeOwned
-        + std::fmt::Debug
-        + Send
-        + Sync
-        + 'static,
+    K: Resource<DynamicType = ()> + Clone + std::fmt::Debug + Send + Sync + 'static,
 {
-    let (store, writer) = reflector::store::<K>();
+    let (cache, mut writer) = cache::<K>();
     let tx = synced.clone();
-    let stream = reflector::reflector(writer, watcher(api, config).modify(trim))
+    let stream = events
+        .modify(trim)
+        .map_ok(move |ev| {
+            writer.apply(&ev);
+            ev
+        })
         .default_backoff()
         .inspect(move |ev| mark_synced(ev, bit, &tx))
         .touched_objects();
-    (store, stream)
+    (cache, stream)
+}
+
+/// A Job as the cache keeps it: its metadata (the watch of Jobs is metadata-only).
+fn job_of_metadata(m: PartialObjectMeta<Job>) -> Job {
+    Job {
+        metadata: m.metadata,
+        ..Default::default()
+    }
+}
+
+fn map_event<A, B>(ev: watcher::Event<A>, f: impl Fn(A) -> B) -> watcher::Event<B> {
+    match ev {
+        watcher::Event::Apply(a) => watcher::Event::Apply(f(a)),
+        watcher::Event::Delete(a) => watcher::Event::Delete(f(a)),
+        watcher::Event::Init => watcher::Event::Init,
+        watcher::Event::InitApply(a) => watcher::Event::InitApply(f(a)),
+        watcher::Event::InitDone => watcher::Event::InitDone,
+    }
+}
+
+/// A pod as the cache keeps it: what src/engine/plan/assess.rs reads (labels, creation and
+/// deletion marks, the phase, each container's name and state); no spec, no annotations, none of
+/// the status's conditions, addresses or image references.
+pub(super) fn trim_pod(pod: &mut Pod) {
+    pod.managed_fields_mut().clear();
+    pod.annotations_mut().clear();
+    pod.spec = None;
+    if let Some(status) = pod.status.take() {
+        let containers = status.container_statuses.map(|cs| {
+            cs.into_iter()
+                .map(|c| ContainerStatus {
+                    name: c.name,
+                    state: c.state,
+                    ..Default::default()
+                })
+                .collect()
+        });
+        pod.status = Some(PodStatus {
+            phase: status.phase,
+            container_statuses: containers,
+            ..Default::default()
+        });
+    }
 }
 
 fn engine_of(

@@ -19,7 +19,7 @@ use exporter::{AWAITED_LABELS, ExporterFamilies, RESULT_LABELS, VERDICT_LABELS};
 /// Where the outcome gauges are computed from at scrape time.
 pub struct Sources {
     pub engines: Store<DeserializeGuard<ChaosEngine>>,
-    pub results: Store<ChaosResult>,
+    pub results: crate::controller::cache::ChaosCache<ChaosResult>,
 }
 
 /// The controller's metrics, registered in their own registry.
@@ -240,7 +240,7 @@ impl Metrics {
                 .with_label_values(&[phase.as_str()])
                 .inc();
         }
-        self.refresh_exporter(&engines, &sources.results.state());
+        self.refresh_exporter(&engines, &sources.results.all());
     }
 
     /// The metrics in the Prometheus text format.
