@@ -14,6 +14,7 @@ use kube::ResourceExt;
 use kube::api::ListParams;
 use support::audit::audit_events;
 use support::controller::ControllerProcess;
+use support::outage::outage_tolerant_client;
 use support::watch::JobUids;
 use support::*;
 
@@ -32,8 +33,11 @@ fn completed(e: &ChaosEngine) -> bool {
 async fn runs_and_events_survive_an_apiserver_restart() {
     let env = setup("apiserver-restart", &["pod-delete"]).await;
     let jobs = JobUids::start(env.client(), env.ns()).await;
+    // The stand-in rides out the outage as a real experiment pod's client would
+    // (tests/support/outage.rs): what is measured is the controller, not the stand-in's luck.
+    let fake_client = outage_tolerant_client(env.config()).expect("stand-in client");
     let _fake = FakeExperiment::start(
-        env.client(),
+        fake_client,
         env.ns(),
         Behaviour::all(ExperimentBehaviour::pass().run_time(secs(6))),
     );

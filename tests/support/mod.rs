@@ -20,6 +20,7 @@ pub mod fake_experiment;
 pub mod forged;
 pub mod latency;
 pub mod litmus_protocol;
+pub mod outage;
 pub mod tools;
 pub mod watch;
 
