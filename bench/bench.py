@@ -452,13 +452,37 @@ class Bench:
         cmd = [self.a.controller, "run", "--watch-namespace", ns or self.ns, "--metrics-addr",
                f"127.0.0.1:{self.a.metrics_port}", "--concurrency", str(self.a.concurrency),
                "--log-format", "json"]
+        if self.a.heaptrack:
+            # heaptrack (LD_PRELOAD) records every allocation of the process; its own shell script
+            # is the child, the controller its descendant (see controller_pid)
+            cmd = ["heaptrack", "-o", os.path.join(self.a.heaptrack, f"heaptrack-{tag}")] + cmd
         t0 = time.time()
         self.proc = subprocess.Popen(cmd, env=env, stdout=open(logpath, "w"), stderr=subprocess.STDOUT,
                                      start_new_session=True)
         return t0
 
+    def controller_pid(self):
+        """The controller's pid: the child itself, or under heaptrack the descendant running it."""
+        if not self.a.heaptrack:
+            return self.proc.pid
+        want = os.path.realpath(self.a.controller)
+        todo = [self.proc.pid]
+        while todo:
+            pid = todo.pop()
+            try:
+                if os.path.realpath(f"/proc/{pid}/exe") == want:
+                    return pid
+                for t in os.listdir(f"/proc/{pid}/task"):
+                    todo += [int(c) for c in open(f"/proc/{pid}/task/{t}/children").read().split()]
+            except OSError:
+                continue
+        return self.proc.pid
+
     def stop_controller(self):
         if self.proc and self.proc.poll() is None:
+            if self.a.heaptrack:
+                # the controller itself, so that heaptrack's script writes its data and exits
+                os.kill(self.controller_pid(), signal.SIGTERM)
             self.proc.send_signal(signal.SIGTERM)
             try:
                 self.proc.wait(timeout=20)
@@ -468,7 +492,7 @@ class Bench:
         self.proc = None
 
     def proc_stats(self):
-        pid = self.proc.pid
+        pid = self.controller_pid()
         status = open(f"/proc/{pid}/status").read()
         rss = int(re.search(r"VmRSS:\s+(\d+)", status).group(1)) / 1024
         hwm = int(re.search(r"VmHWM:\s+(\d+)", status).group(1)) / 1024
@@ -823,6 +847,11 @@ class Bench:
             self.phase_api_modes(modes, runs=a.runs or 2, run_for=10.0)
             self.stop_controller()
             return
+        if a.memory_only:
+            self.phase_memory()
+            self.save_samples()
+            self.stop_controller()
+            return
         self.phase_api_modes(modes, runs=a.runs or (1 if quick else 3), run_for=10.0 if quick else 30.0)
 
         # 2. steady rate, first part, then checkpoint at ~100 engines
@@ -859,6 +888,17 @@ class Bench:
         self.results["fake_errors"] = self.tr.fake_errors
         self.save_samples()
         self.stop_controller()
+
+    def phase_memory(self):
+        """Footprint only: filled to 1,000 engines and then to the target (the fill's backlog-limited
+        pace), a checkpoint (RSS, idle cost, restart) at each."""
+        for target in sorted({min(1000, self.a.target), self.a.target}):
+            n = target - len(self.tr.created)
+            if n <= 0:
+                continue
+            u, _, _ = self.create_many(f"mem{target}", n, rate=self.a.fill_rate, workers=16, backlog=self.a.backlog)
+            self.wait_settled(u, 900)
+            self.checkpoint(f"{len(self.tr.created)}", self.a.idle_window)
 
     def save_samples(self):
         """300 objects of each cached kind, for bench/memprobe (heap cost per object)."""
@@ -911,6 +951,10 @@ def main():
     p.add_argument("--quick", action="store_true")
     p.add_argument("--requests-only", action="store_true",
                    help="only the requests per single-experiment run (10 s runs), in each CRD mode")
+    p.add_argument("--memory-only", action="store_true",
+                   help="only the footprint: filled to 1,000 engines and to --target, a checkpoint at each")
+    p.add_argument("--heaptrack", help="run the controller under heaptrack, its recordings into this directory "
+                   "(needs a controller built with --features system-alloc)")
     p.add_argument("--crd-modes", default="subresource,litmus",
                    help="comma-separated: subresource (our CRD), litmus (Litmus's CRD, no status subresource)")
     p.add_argument("--policy", help="JSON of the chart's admission policy objects (helm template): adds the "
@@ -937,6 +981,7 @@ def main():
         b.results["wall_seconds"] = time.time() - t0
         b.results["quick"] = a.quick
         b.results["requests_only"] = a.requests_only
+        b.results["memory_only"] = a.memory_only
         with open(a.out, "w") as f:
             json.dump(b.results, f, indent=1, default=str)
         tr = b.tr

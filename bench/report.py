@@ -1,8 +1,11 @@
 #!/usr/bin/env python3
 """Turns bench.py's results JSON into the Markdown report (stdout, and --write FILE)."""
 import argparse
+import glob
 import json
 import math
+import os
+import re
 
 
 def ms(x):
@@ -84,7 +87,8 @@ def render(r, machine, command, before=None):
     api = r.get("api", {})
     runs = api.get("runs", [])
     quick = r.get("quick")
-    out.append("# Benchmarks" + (" (requests per run only)" if r.get("requests_only") else " (quick mode)" if quick else ""))
+    out.append("# Benchmarks" + (" (requests per run only)" if r.get("requests_only") else " (footprint only)" if r.get("memory_only")
+                                 else " (quick mode)" if quick else ""))
     out.append("")
     out.append(f"chaos-conductor ({machine.get('profile', 'release')} build) against a private local control plane (etcd, kube-apiserver, "
                "kube-controller-manager, kube-scheduler, kwok as the kubelet), measured by `scripts/bench`. "
@@ -277,12 +281,60 @@ def render(r, machine, command, before=None):
     return "\n".join(out) + "\n"
 
 
+# Frames that say nothing about who holds the memory (the allocator, generic containers).
+GENERIC_FRAMES = ("alloc::", "core::", "std::", "<alloc::", "<core::", "<std::", "hashbrown::", "<hashbrown::",
+                  "__rust", "_rust", "mi_", "malloc", "realloc", "calloc", "operator new", "<unresolved",
+                  "raw_vec", "RawVec", "<T as ", "<&")
+
+
+def heap_summary(directory, top=15, frames=3):
+    """Markdown of heaptrack_print's peak memory consumers, one table per recording (the controller's
+    first process and its restart): bytes at the heap peak, the calls, and the first frames that are
+    not the allocator or a generic container."""
+    out = ["## Heap profile (heaptrack)", "",
+           "The controller built with `--features system-alloc` (heaptrack hooks malloc) under `heaptrack`; "
+           "`heaptrack_print --print-peaks` of each recording: who held the heap at its peak. "
+           "Frames of the allocator and of generic containers are skipped.", ""]
+    for path in sorted(glob.glob(os.path.join(directory, "*.txt"))):
+        lines = open(path, errors="replace").read().splitlines()
+        name = os.path.basename(path).split(".")[0]
+        totals = [ln.strip() for ln in lines if ln.startswith(("peak heap memory consumption", "peak RSS",
+                                                               "calls to allocation functions", "total runtime"))]
+        out.append(f"### {name}")
+        out.append("")
+        out.extend(f"- {t}" for t in totals)
+        out.append("")
+        out.append("| peak bytes | calls | held by |")
+        out.append("|---|---|---|")
+        entries, cur = [], None
+        for ln in lines:
+            m = re.match(r"^(\S+) peak memory consumed over (\d+) calls from", ln)
+            if m:
+                cur = [m.group(1), m.group(2), []]
+                entries.append(cur)
+                continue
+            if ln.startswith("PEAK MEMORY") or not ln.strip():
+                if not ln.strip():
+                    cur = None
+                continue
+            if cur is None or ln.startswith((" ", "\t")):
+                continue
+            fn = ln.strip()
+            if not fn.startswith(GENERIC_FRAMES) and len(cur[2]) < frames:
+                cur[2].append(fn.replace("|", "\\|")[:140])
+        for size, calls, fns in entries[:top]:
+            out.append(f"| {size} | {calls} | {' ← '.join(f'`{f}`' for f in fns) or '?'} |")
+        out.append("")
+    return "\n".join(out) + "\n"
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("results")
     ap.add_argument("--machine", required=True, help="JSON file of machine facts")
     ap.add_argument("--command", required=True)
     ap.add_argument("--notes", action="append", default=[], help="Markdown file appended verbatim (repeatable)")
+    ap.add_argument("--heaptrack", help="directory of heaptrack_print outputs (*.txt): a heap profile section")
     ap.add_argument("--write")
     ap.add_argument("--before", help="an earlier results JSON: its per-run requests become the before rows")
     a = ap.parse_args()
@@ -295,6 +347,8 @@ def main():
             text += "\n" + open(path).read()
         except OSError:
             pass
+    if a.heaptrack:
+        text += "\n" + heap_summary(a.heaptrack)
     print(text)
     if a.write:
         open(a.write, "w").write(text)
