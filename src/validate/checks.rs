@@ -13,7 +13,7 @@ use crate::api::{ChaosEngine, ChaosExperiment, VolumeSource};
 
 /// Run-time rules of a ChaosEngine (Litmus operator and runner): the engine rules of
 /// [`engine_rules`] (what the controller refuses a whole engine for, in its words), then what the
-/// controller checks per experiment before its launch (src/engine/plan/launch.rs `gate`) and what
+/// controller checks per experiment before its launch (src/engine/plan/gate.rs `gate`) and what
 /// would only fail later.
 pub fn check_engine(engine: &ChaosEngine) -> Vec<Problem> {
     let mut out = engine_rules(engine);

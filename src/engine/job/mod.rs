@@ -72,7 +72,7 @@ fn non_empty_map(m: BTreeMap<String, String>) -> Option<BTreeMap<String, String>
     (!m.is_empty()).then_some(m)
 }
 
-/// Renders the experiment Job of a launch that passed the gate (src/engine/plan/launch.rs): every
+/// Renders the experiment Job of a launch that passed the gate (src/engine/plan/gate.rs): every
 /// check (service account, ConfigMaps/Secrets, sidecars, the definition's command and args, the
 /// engine's identity) was made there, once, so rendering cannot fail.
 pub fn render_job(launch: &Launchable<'_>) -> Job {

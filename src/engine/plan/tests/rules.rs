@@ -111,7 +111,7 @@ fn every_engine_rule_reads_the_same_in_validate_and_in_the_controller() {
     }
 }
 
-/// Rules the controller checks per experiment at its launch (plan/launch.rs `gate`), where
+/// Rules the controller checks per experiment at its launch (plan/gate.rs `gate`), where
 /// `validate` and the experiment entry's message say the same.
 #[test]
 fn launch_rules_read_the_same_in_validate_and_in_the_experiment_status() {
