@@ -7,6 +7,7 @@ use crate::api::experiment_status;
 use crate::api::limits;
 use crate::api::{ChaosEngine, ChaosExperiment, ExperimentList, Sidecar};
 use crate::engine::job::{self, JobIdentity, MountedSources, RenderError};
+use crate::validate::rules;
 
 /// Why the gate refused a launch: the experiment ends `Skipped` (or `ChaosExperiment Not Found`)
 /// with this as its message, and no Job is created.
@@ -125,14 +126,9 @@ pub fn resolve<'a>(
         .experiments
         .iter()
         .position(|e| e.name == name)?;
-    let account = match engine
-        .spec
-        .chaos_service_account
-        .as_deref()
-        .filter(|s| !s.is_empty())
-    {
-        None => Account::Unset,
-        Some(name) => Account::Read {
+    let account = match rules::service_account(engine) {
+        Err(_) => Account::Unset,
+        Ok(name) => Account::Read {
             name,
             exists: observed.service_account_exists?,
         },
@@ -208,11 +204,7 @@ fn checked<'a>(
 ) -> Result<Checked<'a>, Skip> {
     let namespace = engine.metadata.namespace.as_deref().unwrap_or_default();
     let absent = |name: &str| (name.to_string(), namespace.to_string());
-    let sidecars = match engine.spec.components.as_ref() {
-        _ if !engine.sidecar_enabled() => &[][..],
-        Some(c) if !c.sidecar.is_empty() => c.sidecar.as_slice(),
-        _ => return Err(RenderError::NoSidecar.into()),
-    };
+    let sidecars = rules::sidecars(engine).map_err(|_| RenderError::NoSidecar)?;
     let sources = job::mounted_sources(experiment, entry)?;
     if let Some(c) = sources
         .config_maps
