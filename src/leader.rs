@@ -292,7 +292,13 @@ pub async fn run_when_leading(
     let trigger = async move {
         let _ = stopped.wait_for(|s| *s).await;
     };
-    crate::scheduler::run_all(client, settings, metrics, health, trigger).await?;
+    let parts = crate::controller::run::Parts {
+        client,
+        settings,
+        metrics,
+        health,
+    };
+    crate::scheduler::run_all(parts, trigger).await?;
     let (mut elector, lost) = match renewals.await {
         Ok(done) => done,
         Err(e) => {

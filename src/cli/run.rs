@@ -153,7 +153,13 @@ async fn run_async(args: &RunArgs) -> anyhow::Result<()> {
         leader::run_when_leading(client, settings, lease, metrics, health, shutdown_signal())
             .await?;
     } else {
-        crate::scheduler::run_all(client, settings, metrics, health, shutdown_signal()).await?;
+        let parts = crate::controller::run::Parts {
+            client,
+            settings,
+            metrics,
+            health,
+        };
+        crate::scheduler::run_all(parts, shutdown_signal()).await?;
     }
     Ok(())
 }

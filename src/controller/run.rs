@@ -35,14 +35,26 @@ pub async fn detect_status_mode(client: &Client) -> Result<StatusMode, Error> {
     Ok(mode.unwrap_or(StatusMode::MainResource))
 }
 
+/// What a controller runs with: the engine controller ([`run`]) and the process with both
+/// reconcilers (`crate::scheduler::run_all`) take the same.
+pub struct Parts {
+    pub client: Client,
+    pub settings: Settings,
+    pub metrics: Arc<Metrics>,
+    pub health: Arc<Health>,
+}
+
 /// Runs the controller until `shutdown` resolves. Returns once in-flight reconciles finished.
 pub async fn run(
-    client: Client,
-    settings: Settings,
-    metrics: Arc<Metrics>,
-    health: Arc<Health>,
+    parts: Parts,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) -> Result<(), Error> {
+    let Parts {
+        client,
+        settings,
+        metrics,
+        health,
+    } = parts;
     let status_mode = detect_status_mode(&client).await?;
     info!(?status_mode, namespace = ?settings.watch_namespace, "starting the ChaosEngine controller");
     let ns = settings.watch_namespace.as_deref();

@@ -103,6 +103,20 @@ pub(crate) fn persisted(mut e: ChaosEngine, d: &Decision) -> ChaosEngine {
     e
 }
 
+/// How an experiment entry ended, as the tests compare it: (status, verdict, phase).
+pub(crate) fn ended(e: &ExperimentStatus) -> (&str, &str, &str) {
+    (e.status.as_str(), e.verdict.as_str(), e.phase.as_str())
+}
+
+/// How an entry that never had a pod ended: (status, verdict, experimentPod).
+pub(crate) fn ended_without_pod(e: &ExperimentStatus) -> (&str, &str, &str) {
+    (
+        e.status.as_str(),
+        e.verdict.as_str(),
+        e.experiment_pod.as_str(),
+    )
+}
+
 pub(crate) fn reasons(d: &Decision) -> Vec<(String, EventType)> {
     d.events()
         .map(|e| (e.reason.clone(), e.event_type))

@@ -8,7 +8,7 @@ use serde_json::json;
 use crate::api::*;
 use crate::engine::fixtures::*;
 use crate::engine::job::{self, merge_env, merge_volume_sources, render_job, targets};
-use crate::engine::plan::{gate, plan};
+use crate::engine::plan::{gate, plan, resolve};
 
 #[test]
 fn rendered_job_follows_litmus() {
@@ -25,7 +25,7 @@ fn rendered_job_follows_litmus() {
         }}}]
     }));
     let o = observed_all_present(&["pod-delete"]);
-    let j = render_job(&gate(&e, &o, "pod-delete", 3, 1).unwrap().unwrap());
+    let j = render_job(&gate(resolve(&e, &o, "pod-delete").unwrap(), 3, 1).unwrap());
     let name = j.metadata.name.clone().unwrap();
     let labels = j.metadata.labels.clone().unwrap();
     assert_eq!(
@@ -129,7 +129,7 @@ fn sidecars_get_their_env_and_shared_secret_volumes() {
         "true".to_string(),
     )]));
     let o = observed_all_present(&["pod-delete"]);
-    let j = render_job(&gate(&e, &o, "pod-delete", 1, 1).unwrap().unwrap());
+    let j = render_job(&gate(resolve(&e, &o, "pod-delete").unwrap(), 1, 1).unwrap());
     let pod = j.spec.unwrap().template.spec.unwrap();
     assert_eq!(pod.containers.len(), 2);
     let sc = &pod.containers[1];

@@ -28,10 +28,10 @@ use crate::controller::machinery::{
     Failures, Written, api_for, guard_ref, guarded_pass, malformed_subject, retry_delay,
     stop_requested, stop_signal, wait_synced,
 };
+use crate::controller::run::Parts;
 use crate::controller::{Settings, StatusMode};
 use crate::metrics::Metrics;
 use crate::schedule::{Observed, ScheduleEvent, decide};
-use crate::server::Health;
 use apply::apply;
 use engines::{EngineView, controlled_by};
 use metrics::ScheduleMetrics;
@@ -40,13 +40,11 @@ use metrics::ScheduleMetrics;
 /// reconciler, until `shutdown` resolves. This is what `chaos-conductor run` starts (under
 /// leader election when enabled).
 pub async fn run_all(
-    client: Client,
-    settings: Settings,
-    metrics: Arc<Metrics>,
-    health: Arc<Health>,
+    parts: Parts,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) -> Result<(), Error> {
     let shutdown = shutdown.shared();
+    let (client, settings, metrics) = (&parts.client, &parts.settings, &parts.metrics);
     let schedules = run(
         client.clone(),
         settings.clone(),
@@ -69,7 +67,7 @@ pub async fn run_all(
             }
         }
     };
-    let engines = crate::controller::run::run(client, settings, metrics, health, shutdown);
+    let engines = crate::controller::run::run(parts, shutdown);
     let (engines, schedules) = tokio::join!(engines, schedules);
     if let Err(e) = schedules {
         warn!(error = %e, "the ChaosSchedule reconciler stopped with an error");

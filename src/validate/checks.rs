@@ -8,26 +8,19 @@ use super::problem::{Problem, index_field, join_field};
 pub use super::rules::{
     INCOMPLETE_APPINFO, INCOMPLETE_CONFIGMAP, INCOMPLETE_SECRET, engine_rules, too_many_experiments,
 };
+use super::rules::{INCOMPLETE_HOSTFILE, empty_definition, service_account, sidecars};
 use crate::api::limits::{self, MAX_EXPERIMENT_NAME_LEN};
 use crate::api::{ChaosEngine, ChaosExperiment, VolumeSource};
 
 /// Run-time rules of a ChaosEngine (Litmus operator and runner): the engine rules of
 /// [`engine_rules`] (what the controller refuses a whole engine for, in its words), then what the
-/// controller checks per experiment before its launch (src/engine/plan/launch.rs `gate`) and what
+/// controller checks per experiment before its launch (src/engine/plan/gate.rs `gate`) and what
 /// would only fail later.
 pub fn check_engine(engine: &ChaosEngine) -> Vec<Problem> {
     let mut out = engine_rules(engine);
     let spec = &engine.spec;
-    if spec
-        .chaos_service_account
-        .as_deref()
-        .is_none_or(str::is_empty)
-    {
-        out.push(Problem::error(
-            "spec.chaosServiceAccount",
-            "must be set: the experiment Jobs run under this service account",
-        ));
-    }
+    out.extend(service_account(engine).err().map(|p| *p));
+    out.extend(sidecars(engine).err().map(|p| *p));
     if spec.experiments.is_empty() {
         out.push(Problem::warning(
             "spec.experiments",
@@ -105,17 +98,13 @@ pub fn check_experiment(experiment: &ChaosExperiment) -> Vec<Problem> {
     if def.image.trim().is_empty() {
         out.push(Problem::error("spec.definition.image", limits::EMPTY_IMAGE));
     }
-    if def.command.is_empty() {
-        out.push(Problem::error(
-            "spec.definition.command",
-            "must not be empty: the experiment Job cannot be built without it",
-        ));
-    }
-    if def.args.is_empty() {
-        out.push(Problem::error(
-            "spec.definition.args",
-            "must not be empty: the experiment Job cannot be built without it",
-        ));
+    for (field, empty) in [
+        ("command", def.command.is_empty()),
+        ("args", def.args.is_empty()),
+    ] {
+        if empty {
+            out.push(empty_definition(field));
+        }
     }
     if def.labels.as_ref().is_none_or(BTreeMap::is_empty) {
         out.push(Problem::error(
@@ -139,7 +128,7 @@ pub fn check_experiment(experiment: &ChaosExperiment) -> Vec<Problem> {
         if volume.name.is_empty() || volume.mount_path.is_empty() || volume.node_path.is_empty() {
             out.push(Problem::error(
                 index_field("spec.definition.hostFileVolumes", i),
-                "incomplete hostFileVolume: name, mountPath and nodePath are required",
+                INCOMPLETE_HOSTFILE,
             ));
         }
     }

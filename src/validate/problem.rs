@@ -99,10 +99,21 @@ impl Problem {
     pub fn is_error(&self) -> bool {
         self.severity == Severity::Error
     }
+
+    /// Whether the message starts with its own field (`spec.chaosServiceAccount must be set`): it
+    /// is then printed without the field in front, which would only repeat it.
+    pub fn names_its_field(&self) -> bool {
+        !self.field.is_empty()
+            && self
+                .message
+                .strip_prefix(self.field.as_str())
+                .is_some_and(|rest| rest.starts_with(' '))
+    }
 }
 
 /// `PATH:DOC kind/namespace/name: field: message`; warnings and notes say so before the message.
-/// Unknown parts print as `-`.
+/// Unknown parts print as `-`; a message that names its field ([`Problem::names_its_field`])
+/// stands in place of `field: message`.
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let or_dash = |s: &str| {
@@ -127,14 +138,10 @@ impl fmt::Display for Problem {
         } else {
             self.field.as_str()
         };
-        write!(
-            f,
-            "{}:{} {}: {}: ",
-            or_dash(&self.file),
-            self.document,
-            object,
-            field
-        )?;
+        write!(f, "{}:{} {}: ", or_dash(&self.file), self.document, object)?;
+        if !self.names_its_field() {
+            write!(f, "{field}: ")?;
+        }
         match self.severity {
             Severity::Error => {}
             other => write!(f, "{}: ", other.as_str())?,

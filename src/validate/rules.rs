@@ -1,13 +1,19 @@
-//! The engine rule book: what makes a whole ChaosEngine invalid. One set of rules with one set of
-//! words: `chaos-conductor validate` reports every broken rule (through
-//! [`super::check_engine`]), and the controller refuses an engine breaking any of them (phase
-//! `Invalid`, the first one's [`controller_words`] in `status.message` and in the
-//! `ChaosEngineInvalid` Warning, see src/engine/plan/start.rs). Pure: typed objects in, problems out.
+//! The engine rule book. One set of rules with one set of words: `chaos-conductor validate` reports
+//! every broken rule (through [`super::check_engine`] and [`super::check_experiment`]), and the
+//! controller acts on the same rules in the same words:
+//! - [`engine_rules`] make a whole ChaosEngine invalid: the controller refuses it (phase `Invalid`,
+//!   the first one's [`controller_words`] in `status.message` and in the `ChaosEngineInvalid`
+//!   Warning, see src/engine/plan/start.rs);
+//! - the launch rules ([`service_account`], [`sidecars`], [`INCOMPLETE_HOSTFILE`],
+//!   [`empty_definition`] and the incomplete ConfigMap/Secret sentences) skip one experiment at its
+//!   launch gate (src/engine/plan/gate.rs), with these words as the experiment entry's message.
+//!
+//! Pure: typed objects in, problems out.
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::problem::{Problem, index_field, join_field};
-use crate::api::ChaosEngine;
 use crate::api::limits;
+use crate::api::{ChaosEngine, Sidecar};
 
 /// Litmus operator message when only one of appkind / applabel is set.
 pub const INCOMPLETE_APPINFO: &str = "incomplete appinfo, provide appkind and applabel both";
@@ -15,18 +21,70 @@ pub const INCOMPLETE_APPINFO: &str = "incomplete appinfo, provide appkind and ap
 pub const INCOMPLETE_CONFIGMAP: &str = "Incomplete Information in ConfigMap, will skip execution";
 /// Litmus runner message for an engine secrets entry without name or mountPath.
 pub const INCOMPLETE_SECRET: &str = "Incomplete Information in Secret, will skip execution";
+/// Litmus runner message for a hostFileVolume without name, mountPath or nodePath.
+pub const INCOMPLETE_HOSTFILE: &str =
+    "Incomplete Information in HostFileVolume, will skip execution";
+/// An engine without `spec.chaosServiceAccount` (the experiment Jobs run under it). The message
+/// names its field, so `validate` prints it once (see [`Problem`]'s `Display`).
+pub const NO_SERVICE_ACCOUNT: &str = "spec.chaosServiceAccount must be set";
+/// The sidecar annotation enables sidecars, and the engine lists none.
+pub const NO_SIDECAR: &str =
+    "sidecar is enabled by the sidecar/enabled annotation but spec.components.sidecar is empty";
 
-/// Litmus's own sentences: they stand alone, as Litmus writes them, without the field.
-const LITMUS_SENTENCES: [&str; 3] = [INCOMPLETE_APPINFO, INCOMPLETE_CONFIGMAP, INCOMPLETE_SECRET];
+/// Sentences that stand alone, without the field: Litmus's own, as Litmus writes them, and ours
+/// that say which field they are about.
+const SENTENCES: [&str; 5] = [
+    INCOMPLETE_APPINFO,
+    INCOMPLETE_CONFIGMAP,
+    INCOMPLETE_SECRET,
+    INCOMPLETE_HOSTFILE,
+    NO_SIDECAR,
+];
 
 /// What the controller says for a broken rule: the end of the line `validate` prints for it
-/// (`field: message`), or Litmus's own sentence alone where Litmus has one.
+/// (`field: message`), or the message alone where it stands alone (one of the sentences above, or
+/// a message that starts with its own field).
 pub fn controller_words(problem: &Problem) -> String {
-    if LITMUS_SENTENCES.contains(&problem.message.as_str()) || problem.field.is_empty() {
+    if SENTENCES.contains(&problem.message.as_str()) || problem.names_its_field() {
         problem.message.clone()
     } else {
         format!("{}: {}", problem.field, problem.message)
     }
+}
+
+/// The service account the experiment Jobs run under, or the rule it breaks ([`NO_SERVICE_ACCOUNT`]).
+pub fn service_account(engine: &ChaosEngine) -> Result<&str, Box<Problem>> {
+    engine
+        .spec
+        .chaos_service_account
+        .as_deref()
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| {
+            Box::new(Problem::error(
+                "spec.chaosServiceAccount",
+                NO_SERVICE_ACCOUNT,
+            ))
+        })
+}
+
+/// The sidecars each experiment Job gets (none unless the sidecar annotation enables them), or the
+/// rule it breaks ([`NO_SIDECAR`]).
+pub fn sidecars(engine: &ChaosEngine) -> Result<&[Sidecar], Box<Problem>> {
+    match engine.spec.components.as_ref() {
+        _ if !engine.sidecar_enabled() => Ok(&[]),
+        Some(c) if !c.sidecar.is_empty() => Ok(c.sidecar.as_slice()),
+        _ => Err(Box::new(Problem::error(
+            "spec.components.sidecar",
+            NO_SIDECAR,
+        ))),
+    }
+}
+
+/// A ChaosExperiment's `spec.definition.<field>` (command, args) is empty: the Job cannot be built.
+pub fn empty_definition(field: &str) -> Problem {
+    let field = format!("spec.definition.{field}");
+    let message = format!("{field} must not be empty");
+    Problem::error(field, message)
 }
 
 /// Whether the engine has more experiments than one engine may have ([`limits::MAX_EXPERIMENTS`]).

@@ -51,12 +51,17 @@ pub fn check_schedule_document(doc: &Value) -> Vec<Problem> {
     out
 }
 
-/// Moves an engine problem under the template (`spec.x` → `spec.engineTemplateSpec.x`).
+/// Moves an engine problem under the template (`spec.x` → `spec.engineTemplateSpec.x`), in a
+/// message that names its field too.
 fn retarget(mut p: Problem) -> Problem {
-    p.field = match p.field.strip_prefix("spec") {
+    let field = match p.field.strip_prefix("spec") {
         Some(rest) => format!("{TEMPLATE}{rest}"),
         None => TEMPLATE.to_string(),
     };
+    if p.names_its_field() {
+        p.message = format!("{field}{}", &p.message[p.field.len()..]);
+    }
+    p.field = field;
     p
 }
 

@@ -57,10 +57,16 @@ impl InProcessController {
             let shutdown = async move {
                 let _ = rx.await;
             };
+            let parts = controller::run::Parts {
+                client,
+                settings,
+                metrics: m,
+                health: h,
+            };
             let outcome = if schedules {
-                chaos_conductor::scheduler::run_all(client, settings, m, h, shutdown).await
+                chaos_conductor::scheduler::run_all(parts, shutdown).await
             } else {
-                controller::run::run(client, settings, m, h, shutdown).await
+                controller::run::run(parts, shutdown).await
             };
             if let Err(e) = outcome {
                 panic!("controller failed: {e}");

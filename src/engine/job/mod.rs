@@ -13,6 +13,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference}
 
 use crate::api::ExperimentList;
 use crate::engine::plan::Launchable;
+use crate::validate::rules;
 
 mod env;
 mod names;
@@ -30,22 +31,21 @@ pub const DEFAULT_STATUS_CHECK_TIMEOUT: i64 = 180;
 /// ConfigMap/Secret volume mode Litmus uses (0644).
 const VOLUME_DEFAULT_MODE: i32 = 420;
 
-/// Why a Job cannot be rendered. Each maps to a Litmus skip reason.
+/// Why a Job cannot be rendered. Each maps to a Litmus skip reason; the words are the rule book's
+/// (src/validate/rules.rs), so `validate` says the same.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RenderError {
-    #[error("Incomplete Information in ConfigMap, will skip execution")]
+    #[error("{}", rules::INCOMPLETE_CONFIGMAP)]
     IncompleteConfigMap,
-    #[error("Incomplete Information in Secret, will skip execution")]
+    #[error("{}", rules::INCOMPLETE_SECRET)]
     IncompleteSecret,
-    #[error("Incomplete Information in HostFileVolume, will skip execution")]
+    #[error("{}", rules::INCOMPLETE_HOSTFILE)]
     IncompleteHostFile,
-    #[error("ChaosExperiment {0}: spec.definition.{1} must not be empty")]
+    #[error("ChaosExperiment {0}: {words}", words = rules::empty_definition(.1).message)]
     EmptyDefinitionField(String, &'static str),
-    #[error("spec.chaosServiceAccount must be set")]
+    #[error("{}", rules::NO_SERVICE_ACCOUNT)]
     NoServiceAccount,
-    #[error(
-        "sidecar is enabled by the sidecar/enabled annotation but spec.components.sidecar is empty"
-    )]
+    #[error("{}", rules::NO_SIDECAR)]
     NoSidecar,
     #[error("engine has no name, namespace or uid yet")]
     IncompleteEngine,
@@ -72,7 +72,7 @@ fn non_empty_map(m: BTreeMap<String, String>) -> Option<BTreeMap<String, String>
     (!m.is_empty()).then_some(m)
 }
 
-/// Renders the experiment Job of a launch that passed the gate (src/engine/plan/launch.rs): every
+/// Renders the experiment Job of a launch that passed the gate (src/engine/plan/gate.rs): every
 /// check (service account, ConfigMaps/Secrets, sidecars, the definition's command and args, the
 /// engine's identity) was made there, once, so rendering cannot fail.
 pub fn render_job(launch: &Launchable<'_>) -> Job {

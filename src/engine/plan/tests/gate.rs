@@ -1,4 +1,4 @@
-//! The launch gate (plan/launch.rs `gate`): one row per way it refuses a launch.
+//! The launch gate (plan/gate.rs `resolve` and `gate`): one row per way it refuses a launch.
 use std::collections::BTreeMap;
 
 use serde_json::json;
@@ -7,7 +7,7 @@ use crate::api::*;
 use crate::engine::decision::Effect;
 use crate::engine::fixtures::*;
 use crate::engine::job::RenderError;
-use crate::engine::plan::{Observed, Skip, gate, plan};
+use crate::engine::plan::{Observed, Skip, gate, plan, resolve};
 
 /// The gate, one row per way it refuses (and its two "not read yet" answers): what is observed →
 /// what it says; and `plan` ends the experiment with exactly that message, creating no Job.
@@ -146,7 +146,7 @@ fn the_gate_refuses_each_unlaunchable_experiment_once_and_says_why() {
     ];
     for (what, e, o, want) in rows {
         let name = e.spec.experiments[0].name.clone();
-        let got = gate(&e, &o, &name, 1, 1).map(|r| r.err());
+        let got = resolve(&e, &o, &name).map(|r| gate(r, 1, 1).err());
         assert_eq!(got, Some(want.clone()), "{what}");
         let d = plan(&e, &o, now(), &cfg());
         let created = d.effects().any(|x| matches!(x, Effect::CreateJob(_)));
@@ -158,11 +158,12 @@ fn the_gate_refuses_each_unlaunchable_experiment_once_and_says_why() {
             None => assert!(created, "{what}"),
         }
     }
-    // What the gate needs and was not read: no answer yet, so the pass asks to be planned again.
-    assert!(gate(&engine(), &Observed::default(), "pod-delete", 1, 1).is_none());
+    // What the gate needs and was not read: nothing to gate yet, so the pass asks to be planned
+    // again.
+    assert!(resolve(&engine(), &Observed::default(), "pod-delete").is_none());
     let unread_sa = Observed {
         service_account_exists: None,
         ..present()
     };
-    assert!(gate(&engine(), &unread_sa, "pod-delete", 1, 1).is_none());
+    assert!(resolve(&engine(), &unread_sa, "pod-delete").is_none());
 }

@@ -66,14 +66,7 @@ fn verdict_comes_from_the_current_runs_result() {
         };
         let d = plan(&e, &o, later(10), &cfg());
         let entry = &d.status.experiments[0];
-        assert_eq!(
-            (
-                entry.status.as_str(),
-                entry.verdict.as_str(),
-                entry.phase.as_str()
-            ),
-            ("Completed", v, "Done")
-        );
+        assert_eq!(ended(entry), ("Completed", v, "Done"));
         assert_eq!(d.status.engine_status, "completed");
         assert_eq!(d.status.verdict, v);
         assert!(d.events().any(|e| e.reason == "ExperimentJobCleanUp"
@@ -148,15 +141,7 @@ fn abnormal_endings_say_why() {
     for (what, o, at, reason, text) in cases {
         let d = plan(&e, &o, at, &cfg());
         let entry = &d.status.experiments[0];
-        assert_eq!(
-            (
-                entry.status.as_str(),
-                entry.verdict.as_str(),
-                entry.phase.as_str()
-            ),
-            ("Skipped", "Fail", "Failed"),
-            "{what}"
-        );
+        assert_eq!(ended(entry), ("Skipped", "Fail", "Failed"), "{what}");
         assert!(entry.message.contains(text), "{what}: {}", entry.message);
         assert!(
             d.events()
@@ -231,14 +216,7 @@ fn a_job_that_vanished_while_running_fails_the_experiment() {
     let (e, _) = running_engine();
     let d = plan(&e, &Observed::default(), later(10), &cfg());
     let entry = &d.status.experiments[0];
-    assert_eq!(
-        (
-            entry.status.as_str(),
-            entry.verdict.as_str(),
-            entry.phase.as_str()
-        ),
-        ("Skipped", "Fail", "Failed")
-    );
+    assert_eq!(ended(entry), ("Skipped", "Fail", "Failed"));
     assert!(
         entry
             .message

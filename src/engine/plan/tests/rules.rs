@@ -8,15 +8,21 @@ use crate::engine::fixtures::*;
 use crate::engine::plan::{Observed, plan};
 use crate::validate::{Problem, Source, Validator};
 
-/// The error lines `validate` prints for one engine document.
-fn cli_lines(e: &ChaosEngine) -> Vec<String> {
+/// The error lines `validate` prints for one engine document (and its experiment's, when given).
+fn cli_lines(e: &ChaosEngine, experiment: Option<&ChaosExperiment>) -> Vec<String> {
     let bytes = serde_json::to_vec(e).unwrap();
+    let experiment = experiment.map(|x| serde_json::to_vec(x).unwrap());
     let validator = Validator::new().unwrap();
+    let mut sources = vec![Source {
+        name: "engine.yaml",
+        bytes: &bytes,
+    }];
+    sources.extend(experiment.as_deref().map(|bytes| Source {
+        name: "experiment.yaml",
+        bytes,
+    }));
     validator
-        .validate(&[Source {
-            name: "engine.yaml",
-            bytes: &bytes,
-        }])
+        .validate(&sources)
         .iter()
         .filter(|p| p.is_error())
         .map(Problem::to_string)
@@ -106,41 +112,94 @@ fn every_engine_rule_reads_the_same_in_validate_and_in_the_controller() {
                 && ev.message == words),
             "{what}: the Warning says the same"
         );
-        let lines = cli_lines(&e);
+        let lines = cli_lines(&e, None);
         assert!(says(&lines, &words), "{what}: validate says {lines:#?}");
     }
 }
 
-/// Rules the controller checks per experiment at its launch (plan/launch.rs `gate`), where
-/// `validate` and the experiment entry's message say the same.
+/// Rules the controller checks per experiment at its launch (plan/gate.rs `gate`), where
+/// `validate` (given the engine and its experiment) and the experiment entry's message say the
+/// same words, and the experiment is skipped with the runner's Warning.
 #[test]
 fn launch_rules_read_the_same_in_validate_and_in_the_experiment_status() {
     let long = "a".repeat(limits::MAX_EXPERIMENT_NAME_LEN + 1);
-    let rows: Vec<(&str, serde_json::Value, &str)> = vec![
+    let mut sidecar = engine();
+    sidecar.metadata.annotations = Some(
+        [(SIDECAR_ANNOTATION.to_string(), "true".to_string())]
+            .into_iter()
+            .collect(),
+    );
+    let as_is: fn(&mut ChaosExperiment) = |_| {};
+    let definition = "ChaosExperiment pod-delete: ";
+    // (what, engine, the experiment's change, the entry's message before the words)
+    type Row<'a> = (&'a str, ChaosEngine, fn(&mut ChaosExperiment), &'a str);
+    let rows: Vec<Row> = vec![
         (
             "name too long for a Job",
-            json!({"experiments": [{"name": long}]}),
-            long.as_str(),
+            engine_yaml(json!({"experiments": [{"name": long}]})),
+            as_is,
+            "",
         ),
         (
             "incomplete ConfigMap",
-            json!({"experiments": [{"name": "pod-delete", "spec": {"components": {"configMaps": [{"name": "x"}]}}}]}),
-            "pod-delete",
+            engine_yaml(
+                json!({"experiments": [{"name": "pod-delete", "spec": {"components": {"configMaps": [{"name": "x"}]}}}]}),
+            ),
+            as_is,
+            "",
         ),
         (
             "incomplete Secret",
-            json!({"experiments": [{"name": "pod-delete", "spec": {"components": {"secrets": [{"name": "x"}]}}}]}),
-            "pod-delete",
+            engine_yaml(
+                json!({"experiments": [{"name": "pod-delete", "spec": {"components": {"secrets": [{"name": "x"}]}}}]}),
+            ),
+            as_is,
+            "",
+        ),
+        (
+            "no service account",
+            engine_yaml(json!({"chaosServiceAccount": ""})),
+            as_is,
+            "",
+        ),
+        ("sidecar enabled, none listed", sidecar, as_is, ""),
+        (
+            "empty command",
+            engine(),
+            |e| e.spec.definition.command.clear(),
+            definition,
+        ),
+        (
+            "empty args",
+            engine(),
+            |e| e.spec.definition.args.clear(),
+            definition,
         ),
     ];
-    for (what, spec, name) in rows {
-        let e = engine_yaml(spec);
-        let d = plan(&e, &observed_all_present(&[name]), now(), &cfg());
+    for (what, e, change, before_words) in rows {
+        let name = e.spec.experiments[0].name.clone();
+        let mut exp = experiment(&name);
+        change(&mut exp);
+        let o = Observed {
+            experiments: [(name.clone(), Some(exp.clone()))].into(),
+            ..observed_all_present(&[])
+        };
+        let d = plan(&e, &o, now(), &cfg());
         let entry = &d.status.experiments[0];
         assert_eq!(entry.status, "Skipped", "{what}");
-        let lines = cli_lines(&e);
+        let words = entry
+            .message
+            .strip_prefix(before_words)
+            .unwrap_or_else(|| panic!("{what}: the entry says {:?}", entry.message));
+        let skipped = format!("Experiment Job creation failed, skipping Chaos Experiment: {name}");
         assert!(
-            says(&lines, &entry.message),
+            d.events()
+                .any(|ev| ev.event_type == EventType::Warning && ev.message == skipped),
+            "{what}: the skip Warning"
+        );
+        let lines = cli_lines(&e, Some(&exp));
+        assert!(
+            says(&lines, words),
             "{what}: the entry says {:?}, validate says {lines:#?}",
             entry.message
         );
