@@ -1016,9 +1016,15 @@ class Bench:
         self.results["delete_starvation"] = res
 
     def phases_abort(self):
-        self.phase_abort(self.a.abort_n)
+        if self.a.abort_n:
+            self.phase_abort(self.a.abort_n)
+            self.save_results()  # a long run stopped during the next part keeps this one
         if self.a.delete_n:
             self.phase_delete_starvation(self.a.delete_n)
+
+    def save_results(self):
+        with open(self.a.out, "w") as f:
+            json.dump(self.results, f, indent=1, default=str)
 
     # ---------------------------------------------------------------------------------- main
     def run(self):
