@@ -35,6 +35,8 @@ GROUP = "/apis/litmuschaos.io/v1alpha1"
 # src/api/engine.rs FINALIZER (the chart's admission policy adds it on create)
 FINALIZER = "chaosengine.litmuschaos.io/finalizer"
 FINAL_VERDICTS = {"Pass", "Fail", "Error", "Stopped"}
+# src/api/engine.rs ABORT_ANNOTATION (README "Abort and garbage collection": one of three triggers)
+ABORT_ANNOTATION = "litmuschaos.io/abort"
 
 
 def log(msg):
@@ -158,6 +160,12 @@ class Tracker:
         self.result_final = {} # uid -> t (our final ChaosResult write returned)
         self.played = set()    # pod uids handed to the fake experiment
         self.fake_errors = 0
+        # the mass abort (phase_abort): what is left of each engine, and when it went
+        self.jobs_live = {}    # uid -> set of Job names present (terminating ones included)
+        self.pods_live = {}    # uid -> set of pod names present (terminating ones included)
+        self.residue_gone = {} # uid -> t (the last of its Jobs and pods DELETED)
+        self.engine_gone = {}  # uid -> t (engine DELETED: finalizer released)
+        self.stopped = {}      # uid -> t (engineStatus stopped, engineState stop, no abort annotation)
 
 
 class Bench:
@@ -174,11 +182,24 @@ class Bench:
         self.results = {"phases": {}, "checkpoints": [], "api": {}}
 
     # --------------------------------------------------------------------------------- watches
+    def track_live(self, live, typ, obj, uid, t):
+        """Jobs and pods of each engine that still exist, and when the last one went."""
+        name = obj["metadata"]["name"]
+        names = live.setdefault(uid, set())
+        if typ == "DELETED":
+            names.discard(name)
+            if not self.tr.jobs_live.get(uid) and not self.tr.pods_live.get(uid):
+                self.tr.residue_gone[uid] = t
+        else:
+            names.add(name)
+            self.tr.residue_gone.pop(uid, None)
+
     def on_job(self, typ, job, t):
-        if typ != "ADDED":
-            return
         uid = (job["metadata"].get("labels") or {}).get("chaosUID")
-        if uid:
+        if not uid:
+            return
+        self.track_live(self.tr.jobs_live, typ, job, uid, t)
+        if typ == "ADDED":
             self.tr.job_added.setdefault(uid, t)
 
     def on_pod(self, typ, pod, t):
@@ -186,6 +207,8 @@ class Bench:
         labels = md.get("labels") or {}
         uid = labels.get("chaosUID")
         job = labels.get("job-name")
+        if uid:
+            self.track_live(self.tr.pods_live, typ, pod, uid, t)
         if not uid or not job or typ == "DELETED":
             return
         st = pod.get("status") or {}
@@ -209,7 +232,15 @@ class Bench:
         if typ == "LISTED":
             return
         uid = eng["metadata"]["uid"]
+        if typ == "DELETED":
+            self.tr.engine_gone.setdefault(uid, t)
+            return
         st = eng.get("status") or {}
+        # an abort by stop or annotation ends here (src/engine/plan/abort.rs: `engineStatus:
+        # stopped`; the annotation is consumed and the engine rests at `engineState: stop`)
+        if (st.get("engineStatus") == "stopped" and (eng.get("spec") or {}).get("engineState") == "stop"
+                and ABORT_ANNOTATION not in (eng["metadata"].get("annotations") or {})):
+            self.tr.stopped.setdefault(uid, t)
         exps = st.get("experiments") or []
         if exps:
             e0 = exps[0]
@@ -828,6 +859,197 @@ class Bench:
                                                 completed=n_eng - n_running, before=before, idle=idle,
                                                 scrape_ms=scrape_ms, restart=restart))
 
+    # ------------------------------------------------------------------------------ mass abort
+    TRIGGERS = ("delete", "stop", "annotate")
+
+    def abort_request(self, name, trigger):
+        """One abort by one of the three triggers (README "Abort and garbage collection")."""
+        path = f"{GROUP}/namespaces/{self.ns}/chaosengines/{name}"
+        if trigger == "delete":
+            st, r = self.k.req("DELETE", path)
+        else:
+            body = ({"spec": {"engineState": "stop"}} if trigger == "stop"
+                    else {"metadata": {"annotations": {ABORT_ANNOTATION: "true"}}})
+            st, r = self.k.req("PATCH", path, body, ctype="application/merge-patch+json")
+        if st not in (200, 202):
+            raise RuntimeError(f"{trigger} {name}: {st} {r}")
+
+    def abort_done(self, uid, trigger):
+        """When the engine's abort was complete: no Job or pod of it left (terminating ones
+        included) and the engine gone (delete) or in its final aborted status; None if not yet."""
+        tr = self.tr
+        if tr.jobs_live.get(uid) or tr.pods_live.get(uid):
+            return None
+        end = tr.engine_gone.get(uid) if trigger == "delete" else tr.stopped.get(uid)
+        if end is None:
+            return None
+        return max(end, tr.residue_gone.get(uid, end))
+
+    def live_residue(self, uids):
+        """Listed, not watched: Jobs and pods labelled with one of `uids`' chaosUID, engines of
+        them, and how many of those engines are not yet in their final status (delete: gone)."""
+        want = set(uids)
+        n = {}
+        for kind, path in (("jobs", f"/apis/batch/v1/namespaces/{self.ns}/jobs?labelSelector=chaosUID"),
+                           ("pods", f"/api/v1/namespaces/{self.ns}/pods?labelSelector=chaosUID")):
+            st, r = self.k.req("GET", path)
+            if st != 200:
+                raise RuntimeError(f"list {kind}: {st}")
+            n[kind] = sum(1 for o in r["items"] if o["metadata"]["labels"].get("chaosUID") in want)
+        st, r = self.k.req("GET", f"{GROUP}/namespaces/{self.ns}/chaosengines")
+        if st != 200:
+            raise RuntimeError(f"list engines: {st}")
+        unfinished = 0
+        for e in r["items"]:
+            if e["metadata"]["uid"] not in want:
+                continue
+            if e["metadata"].get("deletionTimestamp"):
+                unfinished += 1
+                continue
+            st_ = e.get("status") or {}
+            if (st_.get("engineStatus") != "stopped" or e["spec"].get("engineState") != "stop"
+                    or ABORT_ANNOTATION in (e["metadata"].get("annotations") or {})):
+                unfinished += 1
+        n["engines unfinished"] = unfinished
+        return n
+
+    def phase_abort(self, n, workers=32, timeout=600):
+        """N running engines, then all aborted at once with mixed triggers (thirds: delete,
+        engineState stop, the abort annotation), sent as fast as `workers` threads go; measured
+        from the first abort request to zero residue."""
+        load0 = open("/proc/loadavg").read().split()[:3]
+        uids, _, _ = self.create_many("abort", n, never_every=1, workers=16)
+        deadline = time.time() + 600
+        while time.time() < deadline:
+            left = [u for u in uids if u not in self.tr.job_added or u not in self.tr.pod_running
+                    or u not in self.tr.exp_running]
+            if not left:
+                break
+            time.sleep(0.5)
+        else:
+            raise RuntimeError(f"{len(left)} of {n} abort engines not running after 600 s")
+        time.sleep(2)  # the Running status writes land
+        log(f"abort: {n} engines running (Job, Running pod, status Running); aborting them all")
+        trig = {u: self.TRIGGERS[i % 3] for i, u in enumerate(uids)}
+        sent = {}
+        m0 = self.metrics()
+        off0 = self.log_offset()
+        t0 = time.time()
+
+        def one(u):
+            self.abort_request(self.tr.created[u]["name"], trig[u])
+            sent[u] = time.time()
+
+        with cf.ThreadPoolExecutor(max_workers=workers) as pool:
+            list(pool.map(one, uids))
+        t_sent = time.time()
+        log(f"abort: {n} abort requests sent in {t_sent - t0:.1f}s")
+        done = {}
+        deadline = t0 + timeout
+        while time.time() < deadline:
+            for u in uids:
+                if u not in done:
+                    d = self.abort_done(u, trig[u])
+                    if d is not None:
+                        done[u] = d
+            if len(done) == n:
+                residue = self.live_residue(uids)  # the watches' word, checked by a LIST
+                if not any(residue.values()):
+                    break
+                log(f"abort: watches say done, the LIST still shows {residue}")
+            time.sleep(0.2)
+        t_end = time.time()
+        residue = self.live_residue(uids)
+        m1 = self.metrics()
+        reqs = self.requests_between(off0, self.log_offset())
+        tot, by = self.summarize_requests(reqs)
+        zero = max(done.values()) - t0 if len(done) == n and not any(residue.values()) else None
+        per = {}
+        for name in ("all",) + self.TRIGGERS:
+            v = [done[u] - sent[u] for u in uids if u in done and (name == "all" or trig[u] == name)]
+            per[name] = dict(n=len(v), p50=pct(v, 50), p99=pct(v, 99), max=max(v) if v else None)
+        res = dict(n=n, triggers={t: sum(1 for u in uids if trig[u] == t) for t in self.TRIGGERS},
+                   send_seconds=t_sent - t0, zero_residue_s=zero, waited_s=t_end - t0, per_engine=per,
+                   left_over=residue, requests=tot, requests_by=by, workers=workers,
+                   reconciles=m1.get("chaos_conductor_reconciles_total", 0) - m0.get("chaos_conductor_reconciles_total", 0),
+                   loadavg_before=" ".join(load0), loadavg_after=" ".join(open("/proc/loadavg").read().split()[:3]))
+        log(f"abort: zero residue after {zero if zero is None else round(zero, 2)} s; per engine {per['all']}; "
+            f"requests {tot}: {by}; left over {residue}")
+        self.results["abort"] = res
+
+    def phase_delete_starvation(self, n, fresh_n=20, fresh_every=1.0, workers=32, timeout=900):
+        """N running engines deleted at once; meanwhile a fresh engine every `fresh_every` s,
+        each measured engine -> Job (is a normal launch starved behind the deletions?)."""
+        load0 = open("/proc/loadavg").read().split()[:3]
+        # running (their experiments never finish): each deletion has a Job and a pod to sweep
+        uids, _, _ = self.create_many("del", n, never_every=1, workers=16, rate=40.0, backlog=400)
+        deadline = time.time() + 900
+        while time.time() < deadline:
+            left = [u for u in uids if u not in self.tr.pod_running or u not in self.tr.exp_running]
+            if not left:
+                break
+            time.sleep(0.5)
+        else:
+            raise RuntimeError(f"{len(left)} of {n} engines to delete not running after 900 s")
+        time.sleep(2)
+        log(f"delete: {n} engines running; deleting them all, a fresh engine every {fresh_every:.1f}s")
+        off0 = self.log_offset()
+        fresh = []
+        stop = threading.Event()
+
+        def fresh_loop():
+            for i in range(fresh_n):
+                t_next = t0 + i * fresh_every
+                while time.time() < t_next and not stop.is_set():
+                    time.sleep(0.01)
+                fresh.append(self.create_engine(f"fresh-{i:03d}", "fresh", "never"))
+
+        t0 = time.time()
+        th = threading.Thread(target=fresh_loop, daemon=True)
+        th.start()
+        with cf.ThreadPoolExecutor(max_workers=workers) as pool:
+            list(pool.map(lambda u: self.abort_request(self.tr.created[u]["name"], "delete"), uids))
+        t_sent = time.time()
+        log(f"delete: {n} DELETEs sent in {t_sent - t0:.1f}s")
+        th.join()
+        gone_at = None
+        deadline = t0 + timeout
+        while time.time() < deadline:
+            if all(u in self.tr.engine_gone for u in uids):
+                gone_at = max(self.tr.engine_gone[u] for u in uids) - t0
+                break
+            time.sleep(0.2)
+        w_end = time.time() + 5
+        while time.time() < w_end and not all(u in self.tr.job_added for u in fresh):
+            time.sleep(0.1)
+        residue = self.live_residue(uids)
+        lat = [self.tr.job_added[u] - self.tr.created[u]["t_send"] if u in self.tr.job_added else None
+               for u in fresh]
+        got = [x for x in lat if x is not None]
+        tot, by = self.summarize_requests(self.requests_between(off0, self.log_offset()))
+        res = dict(n=n, running=True, send_seconds=t_sent - t0, all_gone_s=gone_at,
+                   left_over=residue, fresh_n=len(fresh), fresh_every=fresh_every,
+                   fresh_engine_to_job=lat, fresh_p50=pct(got, 50), fresh_max=max(got) if got else None,
+                   fresh_over_1s=sum(1 for x in lat if x is None or x > 1.0),
+                   fresh_during=sum(1 for u in fresh if gone_at is None
+                                    or self.tr.created[u]["t_send"] - t0 <= gone_at),
+                   requests=tot, requests_by=by,
+                   loadavg_before=" ".join(load0), loadavg_after=" ".join(open("/proc/loadavg").read().split()[:3]))
+        log(f"delete: all {n} gone after {gone_at} s; fresh engine -> Job {['%.3f' % x if x else None for x in lat]}; "
+            f"left over {residue}")
+        self.results["delete_starvation"] = res
+
+    def phases_abort(self):
+        if self.a.abort_n:
+            self.phase_abort(self.a.abort_n)
+            self.save_results()  # a long run stopped during the next part keeps this one
+        if self.a.delete_n:
+            self.phase_delete_starvation(self.a.delete_n)
+
+    def save_results(self):
+        with open(self.a.out, "w") as f:
+            json.dump(self.results, f, indent=1, default=str)
+
     # ---------------------------------------------------------------------------------- main
     def run(self):
         a = self.a
@@ -850,6 +1072,10 @@ class Bench:
         if a.memory_only:
             self.phase_memory()
             self.save_samples()
+            self.stop_controller()
+            return
+        if a.abort_only:
+            self.phases_abort()
             self.stop_controller()
             return
         self.phase_api_modes(modes, runs=a.runs or (1 if quick else 3), run_for=10.0 if quick else 30.0)
@@ -887,6 +1113,9 @@ class Bench:
             self.checkpoint(f"{len(self.tr.created)}", a.idle_window)
         self.results["fake_errors"] = self.tr.fake_errors
         self.save_samples()
+        # 5. the mass abort and the mass deletion, on top of what is there
+        if not quick:
+            self.phases_abort()
         self.stop_controller()
 
     def phase_memory(self):
@@ -955,6 +1184,11 @@ def main():
                    help="only the footprint: filled to 1,000 engines and to --target, a checkpoint at each")
     p.add_argument("--heaptrack", help="run the controller under heaptrack, its recordings into this directory "
                    "(needs a controller built with --features system-alloc)")
+    p.add_argument("--abort-only", action="store_true",
+                   help="only the mass abort (--abort-n engines) and the mass deletion (--delete-n)")
+    p.add_argument("--abort-n", type=int, default=1000, help="running engines aborted at once")
+    p.add_argument("--delete-n", type=int, default=5000,
+                   help="running engines deleted at once while fresh engines launch (0: skip)")
     p.add_argument("--crd-modes", default="subresource,litmus",
                    help="comma-separated: subresource (our CRD), litmus (Litmus's CRD, no status subresource)")
     p.add_argument("--policy", help="JSON of the chart's admission policy objects (helm template): adds the "
@@ -982,6 +1216,7 @@ def main():
         b.results["quick"] = a.quick
         b.results["requests_only"] = a.requests_only
         b.results["memory_only"] = a.memory_only
+        b.results["abort_only"] = a.abort_only
         with open(a.out, "w") as f:
             json.dump(b.results, f, indent=1, default=str)
         tr = b.tr

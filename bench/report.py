@@ -12,6 +12,11 @@ def ms(x):
     return "–" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x * 1000:.0f} ms"
 
 
+def lat(x):
+    """A latency that may be far beyond a second (a starved launch)."""
+    return ms(x) if x is None or x < 10 else sec(x)
+
+
 def sec(x):
     return "–" if x is None else f"{x:.2f} s"
 
@@ -87,8 +92,9 @@ def render(r, machine, command, before=None):
     api = r.get("api", {})
     runs = api.get("runs", [])
     quick = r.get("quick")
-    out.append("# Benchmarks" + (" (requests per run only)" if r.get("requests_only") else " (footprint only)" if r.get("memory_only")
-                                 else " (quick mode)" if quick else ""))
+    title = (" (requests per run only)" if r.get("requests_only") else " (footprint only)" if r.get("memory_only")
+             else " (mass abort only)" if r.get("abort_only") else " (quick mode)" if quick else "")
+    out.append("# Benchmarks" + title)
     out.append("")
     out.append(f"chaos-conductor ({machine.get('profile', 'release')} build) against a private local control plane (etcd, kube-apiserver, "
                "kube-controller-manager, kube-scheduler, kwok as the kubelet), measured by `scripts/bench`. "
@@ -99,7 +105,9 @@ def render(r, machine, command, before=None):
     out.append(f"Reproduce: `{command}`" + (" (writes this file; `BENCH_REV=<commit>` benchmarks that commit instead of the working tree; "
                                           "`scripts/bench --quick` writes target/bench/BENCHMARKS.quick.md, "
                                           "`scripts/bench --requests` only the requests per run of both CRD modes, "
-                                          "target/bench/BENCHMARKS.requests.md)" if not (quick or r.get("requests_only")) else ""))
+                                          "target/bench/BENCHMARKS.requests.md, `scripts/bench --abort` only the mass abort, "
+                                          "target/bench/BENCHMARKS.abort.md)"
+                                          if not (quick or r.get("requests_only") or r.get("abort_only")) else ""))
     out.append("")
     out.append("**Noise:** everything (etcd, apiserver, KCM, scheduler, kwok, the controller and the Python driver) "
                "shares one 2-core machine that colleagues use at the same time; latencies are client-side "
@@ -153,6 +161,15 @@ def render(r, machine, command, before=None):
         s = last["restart"]["synced_log_s"]
         out.append(goal_row(f"start → caches synced (log line; /readyz 200 at {sec(last['restart']['readyz_s'])}) "
                             f"at {last['engines']} engines", s, sec(s), "≤ 5 s", s is not None and s <= 5))
+    ab, ds = r.get("abort"), r.get("delete_starvation")
+    if ab:
+        z = ab.get("zero_residue_s")
+        out.append(goal_row(f"{ab['n']} running engines aborted at once (mixed triggers) → zero residue", z, sec(z),
+                            "≤ 30 s (issue 16)", z is not None and z <= 30))
+    if ds:
+        out.append(goal_row(f"fresh engine → Job while {ds['n']} engines are deleted at once, worst of {ds['fresh_n']}",
+                            ds.get("fresh_max"), lat(ds.get("fresh_max")), "≤ 1 s each (issue 16)",
+                            ds["fresh_over_1s"] == 0))
     out.append("")
 
     # ---------------------------------------------------------------- latency
@@ -255,6 +272,8 @@ def render(r, machine, command, before=None):
                            ", ".join(f"`{k}` {n}" for k, n in run["by"].items()))
         out.append("")
 
+    out.extend(mass_abort(ab, ds))
+
     # ---------------------------------------------------------------- scale
     if cps:
         out.append("## Controller footprint by engine count")
@@ -326,6 +345,67 @@ def heap_summary(directory, top=15, frames=3):
             out.append(f"| {size} | {calls} | {' ← '.join(f'`{f}`' for f in fns) or '?'} |")
         out.append("")
     return "\n".join(out) + "\n"
+
+
+TRIGGER_NAMES = {"delete": "engine deleted", "stop": "`spec.engineState: stop`",
+                 "annotate": "annotation `litmuschaos.io/abort: \"true\"`"}
+
+
+def by_kind(by):
+    return ", ".join(f"`{k}` {n}" for k, n in sorted(by.items(), key=lambda kv: -kv[1]))
+
+
+def mass_abort(ab, ds):
+    """The section "Mass abort" (issue 16 item 4)."""
+    if not ab and not ds:
+        return []
+    out = ["## Mass abort", ""]
+    if ab:
+        out.append(f"{ab['n']} running engines (Job, Running pod, status Running; their experiments never finish), "
+                   f"then all aborted at once, a third each by one trigger (README \"Abort and garbage collection\"), "
+                   f"sent by {ab['workers']} threads in {ab['send_seconds']:.1f} s. *Zero residue*: from the first abort "
+                   "request until no Job and no pod labelled with those engines' chaosUID exists (terminating ones "
+                   "included), the deleted engines are gone (finalizer released) and the others show "
+                   "`engineStatus: stopped` at `engineState: stop` without the annotation — from the driver's watches, "
+                   "confirmed by a LIST. *Per engine*: its own abort request → its last Job/pod/engine event. "
+                   f"Load average {ab['loadavg_before']} before, {ab['loadavg_after']} after.")
+        out.append("")
+        out.append("| N | triggers | zero residue after | per engine p50 | per engine p99 | per engine max | left over | controller requests (reads/writes) | reconciles |")
+        out.append("|---|---|---|---|---|---|---|---|---|")
+        trig = ", ".join(f"{TRIGGER_NAMES[t]} {n}" for t, n in ab["triggers"].items())
+        a = ab["per_engine"]["all"]
+        left = ", ".join(f"{k} {v}" for k, v in ab["left_over"].items())
+        out.append(f"| {ab['n']} | {trig} | **{sec(ab['zero_residue_s'])}** | {sec(a['p50'])} | {sec(a['p99'])} | "
+                   f"{sec(a['max'])} | {left} | {ab['requests']['read']}/{ab['requests']['write']} | {ab['reconciles']:.0f} |")
+        out.append("")
+        out.append("| trigger | n | per engine p50 | p99 | max |")
+        out.append("|---|---|---|---|---|")
+        for t in TRIGGER_NAMES:
+            x = ab["per_engine"].get(t)
+            if x:
+                out.append(f"| {TRIGGER_NAMES[t]} | {x['n']} | {sec(x['p50'])} | {sec(x['p99'])} | {sec(x['max'])} |")
+        out.append("")
+        out.append(f"Controller requests during the abort, by kind ({ab['n']} engines): {by_kind(ab['requests_by'])}.")
+        out.append("")
+    if ds:
+        what = "running" if ds.get("running") else "completed"
+        out.append(f"Then {ds['n']} {what} engines deleted at once (sent in {ds['send_seconds']:.1f} s) while a fresh "
+                   f"engine is created every {ds['fresh_every']:.0f} s ({ds['fresh_n']} of them; "
+                   f"{ds['fresh_during']} while deletions were still in progress): does a normal launch wait behind "
+                   f"the deletions? Load average {ds['loadavg_before']} before, {ds['loadavg_after']} after.")
+        out.append("")
+        out.append("| deleted at once | all gone after | fresh engines | fresh engine → Job p50 | max | over 1 s | left over |")
+        out.append("|---|---|---|---|---|---|---|")
+        left = ", ".join(f"{k} {v}" for k, v in ds["left_over"].items())
+        out.append(f"| {ds['n']} {what} | {sec(ds['all_gone_s'])} | {ds['fresh_n']} | {lat(ds['fresh_p50'])} | "
+                   f"**{lat(ds['fresh_max'])}** | {ds['fresh_over_1s']} | {left} |")
+        out.append("")
+        out.append("Each fresh engine → Job, in creation order: " +
+                   ", ".join(lat(x) for x in ds["fresh_engine_to_job"]) + ".")
+        out.append("")
+        out.append(f"Controller requests during the deletion, by kind: {by_kind(ds['requests_by'])}.")
+        out.append("")
+    return out
 
 
 def main():
