@@ -126,7 +126,16 @@ pub async fn observe(
     // which needs its ChaosExperiment read.
     let jobs_api: Api<Job> = Api::namespaced(client.clone(), &ns);
     let mut relaunch = Vec::new();
-    for entry in engine.status.iter().flat_map(|s| s.experiments.iter()) {
+    // Not during an abort: it plans no launch, its sweep deletes by label, and it is called
+    // complete only on the live list above (each pass of a mass abort read every Job it had just
+    // deleted: a quarter of its requests, BENCHMARKS.md "Mass abort").
+    let abort = aborting(engine);
+    for entry in engine
+        .status
+        .iter()
+        .flat_map(|s| s.experiments.iter())
+        .filter(|_| !abort)
+    {
         let phase = &entry.phase;
         if !phase.is_active()
             || entry.job_name.is_empty()

@@ -83,3 +83,33 @@ async fn within_the_grace_nothing_extra_is_read() {
         .unwrap();
     assert!(observed.results.is_empty());
 }
+
+#[tokio::test]
+async fn an_abort_does_not_read_the_jobs_it_deleted() {
+    let e = engine();
+    let d = plan(&e, &observed_all_present(&["pod-delete"]), now(), &cfg());
+    let job_name = created_job(&d).metadata.name.unwrap_or_default();
+    let mut e = persisted(e, &d);
+    e.metadata
+        .annotations
+        .get_or_insert_default()
+        .insert(crate::api::ABORT_ANNOTATION.into(), "true".into());
+    // The Job is gone from the cache (swept), its pod is still terminating.
+    let (pods, mut pods_w) = store::<Pod>();
+    pods_w.apply(&Event::Apply(pod(&job_name, "Running", None)));
+    let caches = Caches {
+        jobs: store::<Job>().0,
+        pods,
+        results: store::<ChaosResult>().0,
+        synced: tokio::sync::watch::channel(0).1,
+    };
+    let (service, _handle): (_, Mock) = mock::pair();
+    let ctx = context_with(Client::new(service, "litmus"), caches);
+    // The mock answers nothing: a GET of the Job would hang until the timeout.
+    let observed = tokio::time::timeout(Duration::from_secs(2), observe(&ctx, &e, later(1)))
+        .await
+        .expect("no Job is read during an abort")
+        .unwrap();
+    assert!(observed.jobs.is_empty());
+    assert_eq!(observed.pods.len(), 1);
+}
