@@ -300,20 +300,59 @@ def render(r, machine, command, before=None):
     return "\n".join(out) + "\n"
 
 
-# Frames that say nothing about who holds the memory (the allocator, generic containers).
+# Frames that say nothing about who holds the memory (the allocator, generic containers, serde,
+# the async runtime) and unresolved addresses.
 GENERIC_FRAMES = ("alloc::", "core::", "std::", "<alloc::", "<core::", "<std::", "hashbrown::", "<hashbrown::",
-                  "__rust", "_rust", "mi_", "malloc", "realloc", "calloc", "operator new", "<unresolved",
-                  "raw_vec", "RawVec", "<T as ", "<&")
+                  "serde", "<serde", "<&", "<T as ", "tokio::runtime", "<tokio::runtime", "futures_util",
+                  "<futures_util", "__rust", "_rust", "malloc", "realloc", "calloc", "0x", "<unresolved")
+
+
+def demangle(frame):
+    """A legacy-mangled Rust symbol as heaptrack prints it, made readable (no hash)."""
+    frame = re.sub(r"::h[0-9a-f]{16}$", "", frame.strip())
+    for code, text in (("$LT$", "<"), ("$GT$", ">"), ("$u20$", " "), ("$C$", ","), ("$u7b$", "{"),
+                       ("$u7d$", "}"), ("$RF$", "&"), ("$BP$", "*"), ("$u27$", "'"), ("..", "::")):
+        frame = frame.replace(code, text)
+    return frame[1:] if frame.startswith("_<") else frame
+
+
+def heap_entries(lines):
+    """heaptrack_print's peak consumers: (bytes, calls, the frames of its largest backtrace)."""
+    entries, cur, in_sub = [], None, False
+    for ln in lines:
+        m = re.match(r"^(\S+) peak memory consumed over (\d+) calls from", ln)
+        if m:
+            cur, in_sub = [m.group(1), m.group(2), []], False
+            entries.append(cur)
+            continue
+        if cur is None:
+            continue
+        if re.match(r"^\S+ consumed over \d+ calls from:", ln):
+            # the first (largest) sub-peak's backtrace names the holder; later ones are skipped
+            in_sub = not cur[2]
+            continue
+        if not ln.strip():
+            cur = None
+            continue
+        stripped = ln.strip()
+        if stripped.startswith("in ") or stripped.startswith("at "):
+            continue
+        if (in_sub or not ln.startswith(" ")) and len(cur[2]) < 4:
+            fn = demangle(stripped)
+            if not fn.startswith(GENERIC_FRAMES):
+                cur[2].append(fn)
+    return entries
 
 
 def heap_summary(directory, top=15, frames=3):
     """Markdown of heaptrack_print's peak memory consumers, one table per recording (the controller's
     first process and its restart): bytes at the heap peak, the calls, and the first frames that are
-    not the allocator or a generic container."""
+    not the allocator, a generic container or the runtime."""
     out = ["## Heap profile (heaptrack)", "",
            "The controller built with `--features system-alloc` (heaptrack hooks malloc) under `heaptrack`; "
-           "`heaptrack_print --print-peaks` of each recording: who held the heap at its peak. "
-           "Frames of the allocator and of generic containers are skipped.", ""]
+           "`heaptrack_print --print-peaks` of each recording: who held the heap at its peak (first frames of "
+           "the largest backtrace, without the allocator, generic containers, serde and the async runtime). "
+           "*Peak heap* is what the program held; RSS (with heaptrack's own overhead) is larger.", ""]
     for path in sorted(glob.glob(os.path.join(directory, "*.txt"))):
         lines = open(path, errors="replace").read().splitlines()
         name = os.path.basename(path).split(".")[0]
@@ -323,26 +362,11 @@ def heap_summary(directory, top=15, frames=3):
         out.append("")
         out.extend(f"- {t}" for t in totals)
         out.append("")
-        out.append("| peak bytes | calls | held by |")
+        out.append("| peak bytes | calls | held by (innermost first) |")
         out.append("|---|---|---|")
-        entries, cur = [], None
-        for ln in lines:
-            m = re.match(r"^(\S+) peak memory consumed over (\d+) calls from", ln)
-            if m:
-                cur = [m.group(1), m.group(2), []]
-                entries.append(cur)
-                continue
-            if ln.startswith("PEAK MEMORY") or not ln.strip():
-                if not ln.strip():
-                    cur = None
-                continue
-            if cur is None or ln.startswith((" ", "\t")):
-                continue
-            fn = ln.strip()
-            if not fn.startswith(GENERIC_FRAMES) and len(cur[2]) < frames:
-                cur[2].append(fn.replace("|", "\\|")[:140])
-        for size, calls, fns in entries[:top]:
-            out.append(f"| {size} | {calls} | {' ← '.join(f'`{f}`' for f in fns) or '?'} |")
+        for size, calls, fns in heap_entries(lines)[:top]:
+            shown = " ← ".join(f"`{f[:110]}`" for f in fns[:frames]).replace("|", "\\|")
+            out.append(f"| {size} | {calls} | {shown or '?'} |")
         out.append("")
     return "\n".join(out) + "\n"
 
