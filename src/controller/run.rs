@@ -288,3 +288,58 @@ fn engine_of(
     }
     Some(r)
 }
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::api::core::v1::{
+        ContainerState, ContainerStateTerminated, PodCondition, PodSpec,
+    };
+    use kube::api::ObjectMeta;
+
+    use super::*;
+
+    /// The trim keeps what src/engine/plan/assess.rs reads of a pod and drops the rest.
+    #[test]
+    fn a_trimmed_pod_keeps_what_the_plan_reads() {
+        let terminated = ContainerState {
+            terminated: Some(ContainerStateTerminated {
+                exit_code: 1,
+                reason: Some("Error".into()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let mut pod = Pod {
+            metadata: ObjectMeta {
+                name: Some("p".into()),
+                labels: Some([("job-name".to_string(), "j".to_string())].into()),
+                annotations: Some([("a".to_string(), "b".to_string())].into()),
+                ..Default::default()
+            },
+            spec: Some(PodSpec::default()),
+            status: Some(PodStatus {
+                phase: Some("Failed".into()),
+                conditions: Some(vec![PodCondition::default()]),
+                container_statuses: Some(vec![ContainerStatus {
+                    name: "j".into(),
+                    image: "busybox".into(),
+                    state: Some(terminated.clone()),
+                    ..Default::default()
+                }]),
+                ..Default::default()
+            }),
+        };
+        trim_pod(&mut pod);
+        assert_eq!(pod.labels().get("job-name").map(String::as_str), Some("j"));
+        assert!(pod.annotations().is_empty());
+        assert!(pod.spec.is_none());
+        let status = pod.status.unwrap_or_default();
+        assert_eq!(status.phase.as_deref(), Some("Failed"));
+        assert!(status.conditions.is_none());
+        let containers = status.container_statuses.unwrap_or_default();
+        assert_eq!(containers.len(), 1);
+        assert_eq!(containers[0].name, "j");
+        assert_eq!(containers[0].state.as_ref(), Some(&terminated));
+        assert!(containers[0].image.is_empty());
+    }
+}
