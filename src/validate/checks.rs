@@ -8,7 +8,9 @@ use super::problem::{Problem, index_field, join_field};
 pub use super::rules::{
     INCOMPLETE_APPINFO, INCOMPLETE_CONFIGMAP, INCOMPLETE_SECRET, engine_rules, too_many_experiments,
 };
-use super::rules::{INCOMPLETE_HOSTFILE, empty_definition, service_account, sidecars};
+use super::rules::{
+    INCOMPLETE_HOSTFILE, empty_definition, empty_definition_fields, service_account, sidecars,
+};
 use crate::api::limits::{self, MAX_EXPERIMENT_NAME_LEN};
 use crate::api::{ChaosEngine, ChaosExperiment, VolumeSource};
 
@@ -98,14 +100,7 @@ pub fn check_experiment(experiment: &ChaosExperiment) -> Vec<Problem> {
     if def.image.trim().is_empty() {
         out.push(Problem::error("spec.definition.image", limits::EMPTY_IMAGE));
     }
-    for (field, empty) in [
-        ("command", def.command.is_empty()),
-        ("args", def.args.is_empty()),
-    ] {
-        if empty {
-            out.push(empty_definition(field));
-        }
-    }
+    out.extend(empty_definition_fields(def).map(empty_definition));
     if def.labels.as_ref().is_none_or(BTreeMap::is_empty) {
         out.push(Problem::error(
             "spec.definition.labels",

@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::problem::{Problem, index_field, join_field};
 use crate::api::limits;
-use crate::api::{ChaosEngine, Sidecar};
+use crate::api::{ChaosEngine, ExperimentDef, Sidecar};
 
 /// Litmus operator message when only one of appkind / applabel is set.
 pub const INCOMPLETE_APPINFO: &str = "incomplete appinfo, provide appkind and applabel both";
@@ -78,6 +78,17 @@ pub fn sidecars(engine: &ChaosEngine) -> Result<&[Sidecar], Box<Problem>> {
             NO_SIDECAR,
         ))),
     }
+}
+
+/// The fields of a ChaosExperiment's definition that the Job needs and that are empty
+/// (`command`, `args`, in this order): `validate` reports each, the launch gate skips on the first.
+pub fn empty_definition_fields(def: &ExperimentDef) -> impl Iterator<Item = &'static str> {
+    [
+        ("command", def.command.is_empty()),
+        ("args", def.args.is_empty()),
+    ]
+    .into_iter()
+    .filter_map(|(field, empty)| empty.then_some(field))
 }
 
 /// A ChaosExperiment's `spec.definition.<field>` (command, args) is empty: the Job cannot be built.

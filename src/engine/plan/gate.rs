@@ -229,14 +229,8 @@ fn checked<'a>(
     ) else {
         return Err(RenderError::IncompleteEngine.into());
     };
-    let def = &experiment.spec.definition;
-    for (field, empty) in [
-        ("command", def.command.is_empty()),
-        ("args", def.args.is_empty()),
-    ] {
-        if empty {
-            return Err(RenderError::EmptyDefinitionField(entry.name.clone(), field).into());
-        }
+    if let Some(field) = rules::empty_definition_fields(&experiment.spec.definition).next() {
+        return Err(RenderError::EmptyDefinitionField(entry.name.clone(), field).into());
     }
     Ok((sources, sidecars, (engine_name, namespace, uid)))
 }
