@@ -7,21 +7,17 @@
 //! precondition; a candidate takes the Lease when it is free or when it saw no renewal for a Lease
 //! duration on its own monotonic clock (never by comparing wall clocks across machines).
 use std::future::Future;
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
 use k8s_openapi::jiff::Timestamp;
-use kube::Client;
 use kube::api::{Api, PostParams};
 use tracing::{debug, info, warn};
 
-use crate::controller::{self, Settings};
+use crate::controller::{self, run::Parts};
 use crate::fence::Fence;
-use crate::metrics::Metrics;
-use crate::server::Health;
 
 /// Where and how long the Lease is held.
 #[derive(Debug, Clone)]
@@ -230,17 +226,15 @@ impl Elector {
 
 /// Runs the controller while this replica holds the Lease, until `shutdown` resolves.
 pub async fn run_when_leading(
-    client: Client,
-    mut settings: Settings,
+    mut parts: Parts,
     lease: LeaseSettings,
-    metrics: Arc<Metrics>,
-    health: Arc<Health>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), LeaderError> {
     let fence = lease.fence();
-    settings.fence = fence.clone();
+    parts.settings.fence = fence.clone();
+    let health = parts.health.clone();
     let mut elector = Elector {
-        api: Api::namespaced(client.clone(), &lease.namespace),
+        api: Api::namespaced(parts.client.clone(), &lease.namespace),
         lease: lease.clone(),
         fence: fence.clone(),
         observed: None,
@@ -291,12 +285,6 @@ pub async fn run_when_leading(
     let mut stopped = stop_rx;
     let trigger = async move {
         let _ = stopped.wait_for(|s| *s).await;
-    };
-    let parts = crate::controller::run::Parts {
-        client,
-        settings,
-        metrics,
-        health,
     };
     crate::scheduler::run_all(parts, trigger).await?;
     let (mut elector, lost) = match renewals.await {

@@ -133,6 +133,12 @@ async fn run_async(args: &RunArgs) -> anyhow::Result<()> {
             .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;
         tokio::spawn(server::serve(listener, metrics.clone(), health.clone()));
     }
+    let parts = crate::controller::run::Parts {
+        client,
+        settings,
+        metrics,
+        health,
+    };
     if args.leader_elect {
         let lease = LeaseSettings {
             namespace: Some(args.leader_election_namespace.clone())
@@ -150,15 +156,8 @@ async fn run_async(args: &RunArgs) -> anyhow::Result<()> {
             duration_seconds: args.lease_duration_seconds.max(2),
             grace_seconds: (args.lease_duration_seconds / 3).max(1),
         };
-        leader::run_when_leading(client, settings, lease, metrics, health, shutdown_signal())
-            .await?;
+        leader::run_when_leading(parts, lease, shutdown_signal()).await?;
     } else {
-        let parts = crate::controller::run::Parts {
-            client,
-            settings,
-            metrics,
-            health,
-        };
         crate::scheduler::run_all(parts, shutdown_signal()).await?;
     }
     Ok(())
