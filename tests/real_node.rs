@@ -69,6 +69,23 @@ async fn require_real_tier(env: &TestEnv) {
 /// The app under test: busybox httpd, 2 replicas, labelled app=httpd, from the hub-style image
 /// name `busybox:1.36` (docker.io, served by the local registry through the mirror entry).
 /// `requests` make the pods Burstable, which the failing-steady-state test's quota relies on.
+/// A test namespace on the real node with the app deployed (the opening of most tests here).
+async fn real_env_with_app(prefix: &str) -> TestEnv {
+    let env = TestEnv::new(prefix).await;
+    require_real_tier(&env).await;
+    deploy_app(&env).await;
+    env
+}
+
+/// Deletes the engine, then the test namespace (the end of every test here).
+async fn delete_engine_and_clean_up(env: TestEnv, name: &str) {
+    env.engines()
+        .delete(name, &DeleteParams::default())
+        .await
+        .unwrap();
+    env.cleanup().await;
+}
+
 async fn deploy_app(env: &TestEnv) -> Deployment {
     let app = serde_json::json!({
         "apiVersion": "apps/v1", "kind": "Deployment",
@@ -252,9 +269,7 @@ fn assert_real_container(pod: &Pod) {
 #[tokio::test]
 #[ignore = "real-node tier: run by scripts/test-real"]
 async fn hub_pod_delete_passes_against_real_pods() {
-    let env = TestEnv::new("real-pass").await;
-    require_real_tier(&env).await;
-    deploy_app(&env).await;
+    let env = real_env_with_app("real-pass").await;
     let before = app_pod_uids(&env).await;
     let (jobs, watch) = record_jobs(&env);
     let name = apply_hub_pod_delete(&env, "httpd-chaos", |_| {}).await;
@@ -332,19 +347,13 @@ async fn hub_pod_delete_passes_against_real_pods() {
     }
     watch.abort();
     assert_eq!(jobs.lock().unwrap().len(), 1, "exactly one Job");
-    env.engines()
-        .delete(&name, &DeleteParams::default())
-        .await
-        .unwrap();
-    env.cleanup().await;
+    delete_engine_and_clean_up(env, &name).await;
 }
 
 #[tokio::test]
 #[ignore = "real-node tier: run by scripts/test-real"]
 async fn app_that_does_not_recover_fails_the_steady_state_check() {
-    let env = TestEnv::new("real-fail").await;
-    require_real_tier(&env).await;
-    deploy_app(&env).await;
+    let env = real_env_with_app("real-fail").await;
     // The app cannot recover: a quota on Burstable pods (the app's) admits no replacement. The
     // experiment pod (BestEffort, as fault.yaml sets no resources) is not counted.
     let quota = serde_json::json!({
@@ -375,19 +384,13 @@ async fn app_that_does_not_recover_fails_the_steady_state_check() {
         "reason names the shortfall: {}",
         err.reason
     );
-    env.engines()
-        .delete(&name, &DeleteParams::default())
-        .await
-        .unwrap();
-    env.cleanup().await;
+    delete_engine_and_clean_up(env, &name).await;
 }
 
 #[tokio::test]
 #[ignore = "real-node tier: run by scripts/test-real"]
 async fn engine_stop_mid_chaos_sigterms_the_real_container_and_leaves_nothing() {
-    let env = TestEnv::new("real-stop").await;
-    require_real_tier(&env).await;
-    deploy_app(&env).await;
+    let env = real_env_with_app("real-stop").await;
     let name = apply_hub_pod_delete(&env, "httpd-chaos-stop", |e| {
         // Long enough to be stopped in the middle; the grace period lets the handler write.
         e["spec"]["experiments"][0]["spec"]["components"]["env"][0]["value"] = "120".into();
@@ -455,11 +458,7 @@ async fn engine_stop_mid_chaos_sigterms_the_real_container_and_leaves_nothing() 
     })
     .await;
     wait_app_ready(&env, 2).await;
-    env.engines()
-        .delete(&name, &DeleteParams::default())
-        .await
-        .unwrap();
-    env.cleanup().await;
+    delete_engine_and_clean_up(env, &name).await;
 }
 
 async fn lease_holder(client: &kube::Client) -> anyhow::Result<String> {
@@ -533,9 +532,5 @@ async fn leader_pod_deleted_mid_run_fails_over_without_a_second_job() {
     );
     watch.abort();
     assert_eq!(jobs.lock().unwrap().len(), 1, "one Job across the failover");
-    env.engines()
-        .delete(&name, &DeleteParams::default())
-        .await
-        .unwrap();
-    env.cleanup().await;
+    delete_engine_and_clean_up(env, &name).await;
 }
