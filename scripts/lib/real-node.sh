@@ -31,7 +31,9 @@ REAL_NODE_IP=$REAL_PREFIX.1
 REAL_BRIDGE=${CLUSTER_REAL_BRIDGE:-rnbr0}
 REAL_CGROUP=${CLUSTER_REAL_CGROUP:-realnode}
 REAL_CHAIN=${CLUSTER_REAL_CHAIN:-CC-REALNODE}
-REGISTRY_PORT=${CLUSTER_REGISTRY_PORT:-35000}
+# Below the kernel's ephemeral range (32768-60999 here): at 35000 a client socket of the cluster
+# once took the port between the busy check and the bind, and the real-node tier failed.
+REGISTRY_PORT=${CLUSTER_REGISTRY_PORT:-25000}
 KUBELET_HEALTHZ_PORT=${CLUSTER_KUBELET_HEALTHZ_PORT:-10248}
 NODE_DIR=$RUN/node
 SERVICE_VIP=10.96.0.1
