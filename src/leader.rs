@@ -114,6 +114,20 @@ impl Elector {
         }
     }
 
+    /// The token of the leadership `written` records (crate::fence::LEADER_ANNOTATION). Each
+    /// takeover raises `leaseTransitions`, so a past leadership's token never matches again.
+    fn token(&self, written: &Lease) -> String {
+        let transitions = written
+            .spec
+            .as_ref()
+            .and_then(|s| s.lease_transitions)
+            .unwrap_or(0);
+        format!(
+            "{}/{}/{}/{transitions}",
+            self.lease.namespace, self.lease.name, self.lease.identity
+        )
+    }
+
     /// Remembers `l`; the observation time moves only when the record changed.
     fn observe(&mut self, l: &Lease) {
         let holder = holder(l);
@@ -201,6 +215,8 @@ impl Elector {
     }
 
     fn won(&mut self, written: Lease, sent: Instant) {
+        // Set before the fence opens, so that no write of this leadership goes without it.
+        self.fence.set_token(self.token(&written), sent);
         self.fence.renewed(sent);
         self.observe(&written);
         self.ours = Some(written);

@@ -3,7 +3,8 @@
 //! 5 sequential experiments take 2 s each with `jobCleanUpPolicy: delete`; the leader is paused past the
 //! Lease and resumed, three times. A watch counts Job uids per `chaosUID` over the whole test:
 //! a stale leader re-creating a Job that the new leader already ran and deleted shows up as a
-//! second uid for the same run.
+//! second uid for the same run. The chart's leader-fence policy is installed for the Lease, as a
+//! Helm install with leader election has it (tests/leader_fence.rs checks that policy alone).
 mod support;
 
 use std::collections::BTreeMap;
@@ -13,6 +14,7 @@ use chaos_conductor::api::ChaosEngine;
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::ResourceExt;
 use kube::api::{Api, ListParams};
+use support::chart::ChartPolicies;
 use support::controller::ControllerProcess;
 use support::watch::JobUids;
 use support::*;
@@ -99,6 +101,7 @@ async fn paused_leader_never_launches_twice_nor_leaves_jobs() {
         Behaviour::all(ExperimentBehaviour::pass().run_time(RUN_TIME)),
     );
     let jobs = JobUids::start(env.client(), env.ns()).await;
+    ChartPolicies::install_leader_fence(&env, LEASE).await;
     let mut replicas: BTreeMap<&'static str, ControllerProcess> = BTreeMap::new();
     let mut restarts = 0;
     replicas.insert("replica-a", replica(&env, "replica-a"));

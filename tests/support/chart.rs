@@ -114,6 +114,64 @@ impl ChartPolicies {
         }
     }
 
+    /// The chart's leader-fence policy (templates/leader-fence.yaml) for the Lease `lease` in `env`'s
+    /// namespace, as a release of its own; waits until the API server applies it (a dry-run Job
+    /// with a token of that Lease is refused by it). Creates the Lease, held by nobody, when it
+    /// does not exist: without it the policy judges nothing, so its refusal could not be seen.
+    ///
+    /// The policy is left in place (named after the Lease, so a re-run replaces it; it judges
+    /// only tokens of that namespace's Lease). Deleting it would stop kube-apiserver's param
+    /// informer for Leases for good once no Lease-param policy is left, and the next test's
+    /// policy would read a stale Lease (docs/leader-fence.md).
+    pub async fn install_leader_fence(env: &super::TestEnv, lease: &str) {
+        use k8s_openapi::api::coordination::v1::Lease;
+        let empty = Lease {
+            metadata: kube::api::ObjectMeta {
+                name: Some(lease.into()),
+                ..Default::default()
+            },
+            spec: Some(Default::default()),
+        };
+        match env
+            .api::<Lease>()
+            .create(&PostParams::default(), &empty)
+            .await
+        {
+            Ok(_) => {}
+            Err(kube::Error::Api(ae)) if ae.code == 409 => {}
+            Err(e) => panic!("creating the Lease {lease}: {e}"),
+        }
+        let release = format!("lf-{}", super::random_suffix(5));
+        let yaml = render(
+            &release,
+            env.ns(),
+            &["leader-fence.yaml"],
+            &[
+                "--set".into(),
+                "leaderElection.enabled=true".into(),
+                "--set".into(),
+                format!("fullnameOverride={lease}"),
+            ],
+        );
+        env.apply_yaml(&yaml)
+            .await
+            .expect("applying the chart's leader-fence policy");
+        let policy = format!("{lease}-leader-fence");
+        let probe = fenced_job("fence-probe", &format!("{}/{lease}/nobody/-1", env.ns()));
+        let jobs = env.jobs();
+        env.wait_for(
+            "the chart's leader-fence policy in effect",
+            std::time::Duration::from_secs(60),
+            async || match jobs.create(&dry_run(), &probe).await {
+                Err(kube::Error::Api(ae)) if ae.code == 403 && ae.message.contains(&policy) => {
+                    Ok(())
+                }
+                other => Err(anyhow::anyhow!("not refused yet: {other:?}")),
+            },
+        )
+        .await;
+    }
+
     /// The admission policies of `release`, applied by the caller together with other templates
     /// of the chart (one release), so that [`ChartPolicies::remove`] deletes them the same way.
     pub fn of_release(client: Client, release: &str) -> Self {
@@ -155,4 +213,24 @@ pub fn plural(kind: &str) -> String {
         Some(stem) => format!("{stem}ies"),
         None => format!("{lower}s"),
     }
+}
+
+/// Server-side dry run: admission runs, nothing is stored.
+pub fn dry_run() -> PostParams {
+    PostParams {
+        dry_run: true,
+        ..Default::default()
+    }
+}
+
+/// A minimal Job carrying the leader-fence annotation `token` (src/fence.rs LEADER_ANNOTATION).
+pub fn fenced_job(name: &str, token: &str) -> k8s_openapi::api::batch::v1::Job {
+    serde_json::from_value(serde_json::json!({
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": name, "annotations": {chaos_conductor::fence::LEADER_ANNOTATION: token}},
+        "spec": {"template": {"spec": {"restartPolicy": "Never",
+            "containers": [{"name": "c", "image": "busybox"}]}}}
+    }))
+    .expect("a Job")
 }

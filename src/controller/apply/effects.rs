@@ -5,7 +5,7 @@ use k8s_openapi::api::core::v1::{Event, Pod};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, DeleteParams, ListParams, PostParams, PropagationPolicy};
 use serde_json::json;
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 use super::{has_finalizer, patch_engine, with_finalizer};
 use crate::api::{ChaosEngine, ChaosResult, FINALIZER};
@@ -15,6 +15,7 @@ use crate::controller::events;
 use crate::engine::Effect;
 use crate::engine::job::CHAOS_UID_LABEL;
 use crate::engine::plan::settle_result;
+use crate::fence;
 
 /// Runs one effect; `Ok(true)` when the engine must be planned again at once.
 pub(super) async fn run_effect(
@@ -216,8 +217,29 @@ async fn create_or_adopt(
     let engine_uid = engine.metadata.uid.as_deref().unwrap_or_default();
     let jobs: Api<Job> = Api::namespaced(ctx.client.clone(), ns);
     let name = job.metadata.name.clone().unwrap_or_default();
+    let pp = PostParams::default();
     ctx.metrics.api_write();
-    match jobs.create(&PostParams::default(), job).await {
+    let mut created = jobs
+        .create(&pp, &with_leader_token(job, ctx.settings.fence.token()))
+        .await;
+    if let Err(e) = &created
+        && let Some(refusal) = fence::refused(e)
+    {
+        // A past leadership's create, refused by the API server (not the engine's fault: retried,
+        // and a stale replica's fence stays closed). Unless we provably still lead: then the
+        // server's copy of the Lease is stale, and the client-side fence alone must do.
+        if !ctx
+            .settings
+            .fence
+            .refusal_means_stale_server_cache(std::time::Instant::now())
+        {
+            return Err(Error::Fenced(refusal));
+        }
+        error!(job = %name, %refusal, "the API server refuses the current leader's Job: its copy of the Lease is stale (docs/leader-fence.md); creating the Job without the leader token");
+        ctx.metrics.api_write();
+        created = jobs.create(&pp, job).await;
+    }
+    match created {
         Ok(_) => {
             info!(job = %name, "experiment Job created");
             ctx.metrics.job_created();
@@ -259,4 +281,16 @@ async fn create_or_adopt(
         }
         Err(e) => Err(e).during("creating a Job"),
     }
+}
+
+/// `job` carrying the leadership token, for the chart's leader-fence policy (src/fence.rs).
+fn with_leader_token(job: &Job, token: Option<String>) -> Job {
+    let mut job = job.clone();
+    if let Some(token) = token {
+        job.metadata
+            .annotations
+            .get_or_insert_with(Default::default)
+            .insert(fence::LEADER_ANNOTATION.into(), token);
+    }
+    job
 }
