@@ -64,6 +64,7 @@ pub(super) fn context_with(client: Client, caches: Caches) -> Arc<Context> {
         outbox: Mutex::new(HashMap::new()),
         metrics: Arc::new(crate::metrics::Metrics::new().unwrap()),
         halt: Arc::new(HaltState::new(&registry, false, false).unwrap()),
+        slots: super::slots::Slots::new(32, kube::runtime::reflector::store().0),
     })
 }
 

@@ -122,6 +122,8 @@ pub struct Context {
     pub metrics: Arc<crate::metrics::Metrics>,
     /// The kill switches (`controller::halt`).
     pub halt: Arc<super::halt::HaltState>,
+    /// The `concurrency` reconcile slots, part of them kept from aborts (`controller::slots`).
+    pub slots: super::slots::Slots,
 }
 
 impl Context {

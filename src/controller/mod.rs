@@ -5,6 +5,7 @@
 //! |---|---|
 //! | the Controller: watches, caches, what triggers a pass | `run` |
 //! | one pass over an engine, and the retry after a failed one | `reconcile` |
+//! | the reconcile slots, part of them kept from aborts | `slots` |
 //! | read what the decision needs | `observe` |
 //! | the gates in front of a launch: kill switch, author re-check, their shared hold | `halt`, `author`, `hold` |
 //! | write: effects and status | `apply` |
@@ -31,6 +32,7 @@ pub mod observe;
 mod observe_tests;
 mod reconcile;
 pub mod run;
+mod slots;
 
 pub use context::{Context, Settings, StatusMode};
 pub use error::Error;

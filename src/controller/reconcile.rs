@@ -27,10 +27,20 @@ pub(super) async fn reconcile(
     obj: Arc<DeserializeGuard<ChaosEngine>>,
     ctx: Arc<Context>,
 ) -> Result<Action, Error> {
+    // Queued for a slot (aborts for part of them, src/controller/slots.rs); planned on the engine
+    // as cached when the slot is free. Gone meanwhile: its deletion event ends it (nothing to do).
+    let Some((_slot, obj)) = ctx.slots.take(obj).await else {
+        return Ok(Action::await_change());
+    };
+    // Boxed: a queued pass then costs the size of this future, not of the whole pass.
+    Box::pin(pass(&obj, &ctx)).await
+}
+
+async fn pass(obj: &DeserializeGuard<ChaosEngine>, ctx: &Arc<Context>) -> Result<Action, Error> {
     guarded_pass(
-        &obj,
+        obj,
         &ctx.failures,
-        async |invalid| reject_malformed(&ctx, invalid).await,
+        async |invalid| reject_malformed(ctx, invalid).await,
         |engine| {
             info_span!(
                 "reconcile",
@@ -42,7 +52,7 @@ pub(super) async fn reconcile(
         async |engine| {
             let in_flight = ctx.metrics.in_flight_guard();
             let started = Instant::now();
-            let outcome = reconcile_engine(&ctx, engine).await;
+            let outcome = reconcile_engine(ctx, engine).await;
             drop(in_flight);
             ctx.metrics.reconciles.inc();
             ctx.metrics

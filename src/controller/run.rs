@@ -138,6 +138,7 @@ pub async fn run(
         outbox: Mutex::new(HashMap::new()),
         metrics,
         halt,
+        slots: super::slots::Slots::new(settings.concurrency, engine_store.clone()),
     });
 
     let by_uid_pods = ctx.clone();
@@ -157,9 +158,17 @@ pub async fn run(
     });
     // The controller drains on the shutdown signal; a bounded wait after it stops it anyway.
     let stop_rx = stop_signal(shutdown);
+    let closing = ctx.clone();
+    let closing_rx = stop_rx.clone();
+    tokio::spawn(async move {
+        stop_requested(closing_rx).await;
+        closing.slots.close();
+    });
     let controller = Controller::for_stream(engine_stream, engine_store);
+    // Unbounded here: passes queue for the `concurrency` slots of ctx.slots instead, where aborts
+    // may hold only part of them (src/controller/slots.rs).
     let running = controller
-        .with_config(ControllerConfig::default().concurrency(settings.concurrency))
+        .with_config(ControllerConfig::default().concurrency(0))
         .owns_stream(job_stream)
         .watches_stream(pod_stream, move |pod: Pod| {
             engine_of(&by_uid_pods, pod.labels().get(CHAOS_UID_LABEL))
