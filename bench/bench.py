@@ -1175,7 +1175,7 @@ def main():
     p.add_argument("--controller", required=True)
     p.add_argument("--namespace", default="bench")
     p.add_argument("--workdir", required=True)
-    p.add_argument("--metrics-port", type=int, default=39180)
+    p.add_argument("--metrics-port", type=int, default=29180)
     p.add_argument("--concurrency", type=int, default=16)
     p.add_argument("--quick", action="store_true")
     p.add_argument("--requests-only", action="store_true",
