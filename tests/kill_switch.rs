@@ -203,11 +203,7 @@ async fn halt_during_twenty_running_engines_then_resume() {
         "the author policy in effect",
         Duration::from_secs(60),
         async || {
-            let dry = kube::api::PostParams {
-                dry_run: true,
-                ..Default::default()
-            };
-            let made = api.create(&dry, &probe).await?;
+            let made = api.create(&support::chart::dry_run(), &probe).await?;
             anyhow::ensure!(
                 made.annotations()
                     .contains_key(chaos_conductor::controller::author::AUTHOR_ANNOTATION),

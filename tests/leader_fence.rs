@@ -12,7 +12,7 @@ use k8s_openapi::api::coordination::v1::Lease;
 use kube::ResourceExt;
 use kube::api::{Patch, PatchParams};
 use serde_json::json;
-use support::chart::{ChartPolicies, dry_run, fenced_job};
+use support::chart::{dry_run, fenced_job, install_leader_fence};
 use support::controller::ControllerProcess;
 use support::*;
 
@@ -45,7 +45,7 @@ async fn admit(env: &TestEnv, name: &str, token: &str) -> Result<(), kube::Error
 #[tokio::test]
 async fn only_the_current_leadership_may_create_jobs() {
     let env = setup("leader-fence", &["pod-delete"]).await;
-    ChartPolicies::install_leader_fence(&env, LEASE).await;
+    install_leader_fence(&env, LEASE).await;
     let ns = env.ns().to_string();
 
     // A leadership recorded by hand: holder fence-a after two takeovers.

@@ -14,7 +14,7 @@ use chaos_conductor::api::ChaosEngine;
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::ResourceExt;
 use kube::api::{Api, ListParams};
-use support::chart::ChartPolicies;
+use support::chart::install_leader_fence;
 use support::controller::ControllerProcess;
 use support::watch::JobUids;
 use support::*;
@@ -101,7 +101,7 @@ async fn paused_leader_never_launches_twice_nor_leaves_jobs() {
         Behaviour::all(ExperimentBehaviour::pass().run_time(RUN_TIME)),
     );
     let jobs = JobUids::start(env.client(), env.ns()).await;
-    ChartPolicies::install_leader_fence(&env, LEASE).await;
+    install_leader_fence(&env, LEASE).await;
     let mut replicas: BTreeMap<&'static str, ControllerProcess> = BTreeMap::new();
     let mut restarts = 0;
     replicas.insert("replica-a", replica(&env, "replica-a"));

@@ -91,11 +91,7 @@ impl ChartPolicies {
             "the chart's MutatingAdmissionPolicy in effect",
             std::time::Duration::from_secs(60),
             async || {
-                let dry = PostParams {
-                    dry_run: true,
-                    ..Default::default()
-                };
-                let made = engines.create(&dry, &probe).await?;
+                let made = engines.create(&dry_run(), &probe).await?;
                 anyhow::ensure!(
                     made.metadata
                         .finalizers
@@ -112,64 +108,6 @@ impl ChartPolicies {
             client: env.client(),
             release,
         }
-    }
-
-    /// The chart's leader-fence policy (templates/leader-fence.yaml) for the Lease `lease` in `env`'s
-    /// namespace, as a release of its own; waits until the API server applies it (a dry-run Job
-    /// with a token of that Lease is refused by it). Creates the Lease, held by nobody, when it
-    /// does not exist: without it the policy judges nothing, so its refusal could not be seen.
-    ///
-    /// The policy is left in place (named after the Lease, so a re-run replaces it; it judges
-    /// only tokens of that namespace's Lease). Deleting it would stop kube-apiserver's param
-    /// informer for Leases for good once no Lease-param policy is left, and the next test's
-    /// policy would read a stale Lease (docs/leader-fence.md).
-    pub async fn install_leader_fence(env: &super::TestEnv, lease: &str) {
-        use k8s_openapi::api::coordination::v1::Lease;
-        let empty = Lease {
-            metadata: kube::api::ObjectMeta {
-                name: Some(lease.into()),
-                ..Default::default()
-            },
-            spec: Some(Default::default()),
-        };
-        match env
-            .api::<Lease>()
-            .create(&PostParams::default(), &empty)
-            .await
-        {
-            Ok(_) => {}
-            Err(kube::Error::Api(ae)) if ae.code == 409 => {}
-            Err(e) => panic!("creating the Lease {lease}: {e}"),
-        }
-        let release = format!("lf-{}", super::random_suffix(5));
-        let yaml = render(
-            &release,
-            env.ns(),
-            &["leader-fence.yaml"],
-            &[
-                "--set".into(),
-                "leaderElection.enabled=true".into(),
-                "--set".into(),
-                format!("fullnameOverride={lease}"),
-            ],
-        );
-        env.apply_yaml(&yaml)
-            .await
-            .expect("applying the chart's leader-fence policy");
-        let policy = format!("{lease}-leader-fence");
-        let probe = fenced_job("fence-probe", &format!("{}/{lease}/nobody/-1", env.ns()));
-        let jobs = env.jobs();
-        env.wait_for(
-            "the chart's leader-fence policy in effect",
-            std::time::Duration::from_secs(60),
-            async || match jobs.create(&dry_run(), &probe).await {
-                Err(kube::Error::Api(ae)) if ae.code == 403 && ae.message.contains(&policy) => {
-                    Ok(())
-                }
-                other => Err(anyhow::anyhow!("not refused yet: {other:?}")),
-            },
-        )
-        .await;
     }
 
     /// The admission policies of `release`, applied by the caller together with other templates
@@ -213,6 +151,62 @@ pub fn plural(kind: &str) -> String {
         Some(stem) => format!("{stem}ies"),
         None => format!("{lower}s"),
     }
+}
+
+/// The chart's leader-fence policy (templates/leader-fence.yaml) for the Lease `lease` in `env`'s
+/// namespace, as a release of its own; waits until the API server applies it (a dry-run Job
+/// with a token of that Lease is refused by it). Creates the Lease, held by nobody, when it
+/// does not exist: without it the policy judges nothing, so its refusal could not be seen.
+///
+/// The policy is left in place (named after the Lease, so a re-run replaces it; it judges
+/// only tokens of that namespace's Lease). Deleting it would stop kube-apiserver's param
+/// informer for Leases for good once no Lease-param policy is left, and the next test's
+/// policy would read a stale Lease (docs/leader-fence.md).
+pub async fn install_leader_fence(env: &super::TestEnv, lease: &str) {
+    use k8s_openapi::api::coordination::v1::Lease;
+    let empty = Lease {
+        metadata: kube::api::ObjectMeta {
+            name: Some(lease.into()),
+            ..Default::default()
+        },
+        spec: Some(Default::default()),
+    };
+    match env
+        .api::<Lease>()
+        .create(&PostParams::default(), &empty)
+        .await
+    {
+        Ok(_) => {}
+        Err(kube::Error::Api(ae)) if ae.code == 409 => {}
+        Err(e) => panic!("creating the Lease {lease}: {e}"),
+    }
+    let release = format!("lf-{}", super::random_suffix(5));
+    let yaml = render(
+        &release,
+        env.ns(),
+        &["leader-fence.yaml"],
+        &[
+            "--set".into(),
+            "leaderElection.enabled=true".into(),
+            "--set".into(),
+            format!("fullnameOverride={lease}"),
+        ],
+    );
+    env.apply_yaml(&yaml)
+        .await
+        .expect("applying the chart's leader-fence policy");
+    let policy = format!("{lease}-leader-fence");
+    let probe = fenced_job("fence-probe", &format!("{}/{lease}/nobody/-1", env.ns()));
+    let jobs = env.jobs();
+    env.wait_for(
+        "the chart's leader-fence policy in effect",
+        std::time::Duration::from_secs(60),
+        async || match jobs.create(&dry_run(), &probe).await {
+            Err(kube::Error::Api(ae)) if ae.code == 403 && ae.message.contains(&policy) => Ok(()),
+            other => Err(anyhow::anyhow!("not refused yet: {other:?}")),
+        },
+    )
+    .await;
 }
 
 /// Server-side dry run: admission runs, nothing is stored.
