@@ -637,7 +637,13 @@ async fn rerun_through_engine_state_active_starts_a_fresh_run() {
     let _ctrl = InProcessController::start(env.client(), env.ns());
     env.create(&engine("again").experiment("pod-delete").build())
         .await;
-    let first = completed(&env, "again").await;
+    // The controller writes `completed` and then `engineState: stop` (two writes on our CRD, see
+    // docs/litmus-compatibility.md): `active` sent in between is a no-op that the stop then
+    // overwrites, so a re-run waits for `stop`, as a user must.
+    let first = wait_engine(&env, "again", "engine completed and stopped", |e| {
+        engine_status(e) == "completed" && e.spec.engine_state.as_deref() == Some("stop")
+    })
+    .await;
     let first_job = first.status.as_ref().unwrap().experiments[0]
         .job_name
         .clone();
