@@ -25,7 +25,7 @@ use kube::api::{Api, PostParams};
 use kube::{Client, ResourceExt};
 
 use super::error::{Error, KubeContext};
-use super::halt::{HELD_CONDITION, starts_run};
+use super::halt::{HELD_CONDITION, running, starts_run};
 use super::hold::{self, Hold, has_condition};
 use crate::api::ChaosEngine;
 use crate::engine::{Decision, Observed};
@@ -137,19 +137,47 @@ pub async fn missing(
     namespace: &str,
 ) -> Result<Vec<Permission>, Error> {
     let api: Api<LocalSubjectAccessReview> = Api::namespaced(client.clone(), namespace);
-    let mut out = Vec::new();
-    for p in NEEDED {
-        let answer = api
-            .create(&PostParams::default(), &review(author, namespace, p))
-            .await
-            .during(
-                "asking whether the engine's author may still launch (LocalSubjectAccessReview)",
-            )?;
-        if !answer.status.is_some_and(|s| s.allowed) {
-            out.push(p);
+    // Independent questions: asked together, so the check costs one round trip before the launch.
+    let answers = futures::future::try_join_all(NEEDED.iter().map(|p| {
+        let review = review(author, namespace, *p);
+        let api = api.clone();
+        async move { api.create(&PostParams::default(), &review).await }
+    }))
+    .await
+    .during("asking whether the engine's author may still launch (LocalSubjectAccessReview)")?;
+    Ok(NEEDED
+        .into_iter()
+        .zip(answers)
+        .filter(|(_, answer)| !answer.status.as_ref().is_some_and(|s| s.allowed))
+        .map(|(p, _)| p)
+        .collect())
+}
+
+/// The answer of [`missing`] asked before the plan, for the author it was asked about.
+pub type EarlyAnswer = Option<(Author, Vec<Permission>)>;
+
+/// The author whose permissions a pass will check if it starts a run, known before the plan: an
+/// engine not running whose pass looks something up for a launch (src/engine/plan/observed.rs).
+/// The reconcile pass asks [`missing`] for it together with those lookups, so the check adds no
+/// round trip of its own before the Job; when the plan then starts no run the answer is unused,
+/// and a run the guess missed is checked in [`check_launch`] as before.
+pub fn may_check(engine: &ChaosEngine, now: Timestamp) -> Option<Author> {
+    recorded_author(engine)
+        .filter(|_| !running(engine) && !crate::engine::lookups(engine, now).experiments.is_empty())
+}
+
+/// [`missing`] for [`may_check`]'s author, if any. A failure is not the pass's: the answer is
+/// only a head start, and [`check_launch`] asks again when it is missing.
+pub async fn ask_early(client: &Client, engine: &ChaosEngine, now: Timestamp) -> EarlyAnswer {
+    let author = may_check(engine, now)?;
+    let namespace = engine.namespace().unwrap_or_default();
+    match missing(client, &author, &namespace).await {
+        Ok(lacking) => Some((author, lacking)),
+        Err(error) => {
+            tracing::debug!(%error, "early author check failed; asked again if the run starts");
+            None
         }
     }
-    Ok(out)
 }
 
 /// The message of a held engine.
@@ -236,19 +264,23 @@ fn hold_for_author(
 }
 
 /// The shell's step: checks the recorded author when `decision` starts a run, then [`gate`].
+/// `early` is [`ask_early`]'s answer, used when it was asked about the same author.
 pub async fn check_launch(
     client: &Client,
     engine: &ChaosEngine,
     observed: &Observed,
     decision: Decision,
+    early: EarlyAnswer,
     now: Timestamp,
 ) -> Result<Decision, Error> {
     let author = recorded_author(engine).filter(|_| starts_run(engine, &decision));
     let Some(author) = author else {
         return Ok(gate(engine, observed, decision, None, now));
     };
-    let namespace = engine.namespace().unwrap_or_default();
-    let lacking = missing(client, &author, &namespace).await?;
+    let lacking = match early {
+        Some((asked, lacking)) if asked == author => lacking,
+        _ => missing(client, &author, &engine.namespace().unwrap_or_default()).await?,
+    };
     if !lacking.is_empty() {
         tracing::warn!(author = %author.user, ?lacking, "engine held: its recorded author lacks a permission to launch");
     }

@@ -179,3 +179,50 @@ fn nothing_changes_without_a_check() {
     let d = gate(&e, &Observed::default(), start.clone(), None, now);
     assert_eq!(d, start);
 }
+
+#[test]
+fn the_early_question_is_asked_for_every_start_and_not_while_running() {
+    let now = Timestamp::now();
+    let cfg = PlanConfig::default();
+    let alice = || {
+        Some(Author {
+            user: "alice".into(),
+            groups: vec![],
+        })
+    };
+    // A fresh engine: the plan starts a run, and the author was known before the plan.
+    let fresh = engine(&[(AUTHOR_ANNOTATION, "alice")]);
+    let start = plan(&fresh, &Observed::default(), now, &cfg);
+    assert!(starts_run(&fresh, &start));
+    assert_eq!(may_check(&fresh, now), alice());
+    // Held for its author: the next pass would start again, so it is asked early again.
+    let mut held = fresh.clone();
+    held.status = Some(
+        gate(
+            &fresh,
+            &Observed::default(),
+            start.clone(),
+            Some((&alice().expect("author"), &NEEDED[..1])),
+            now,
+        )
+        .status,
+    );
+    assert!(starts_run(
+        &held,
+        &plan(&held, &Observed::default(), now, &cfg)
+    ));
+    assert_eq!(may_check(&held, now), alice());
+    // Under way: no start, no question.
+    let mut running = fresh.clone();
+    running.status = Some(start.status.clone());
+    assert!(!starts_run(
+        &running,
+        &plan(&running, &Observed::default(), now, &cfg)
+    ));
+    assert_eq!(may_check(&running, now), None);
+    // Stopped, or without a recorded author: nothing is asked.
+    let mut stopped = fresh.clone();
+    stopped.spec.engine_state = Some("stop".into());
+    assert_eq!(may_check(&stopped, now), None);
+    assert_eq!(may_check(&engine(&[]), now), None);
+}

@@ -96,11 +96,16 @@ async fn reconcile_engine(ctx: &Arc<Context>, engine: &ChaosEngine) -> Result<Ac
         ));
     }
     let now = Timestamp::now();
-    let observed = observe(ctx, engine, now).await?;
+    // A run that would start is re-checked against the engine's recorded author (README
+    // "Security"); the question goes out with the reads, so it adds no round trip before the Job.
+    let (observed, early) = futures::join!(
+        observe(ctx, engine, now),
+        super::author::ask_early(&ctx.client, engine, now)
+    );
+    let observed = observed?;
     let decision = super::halt::plan_gated(&ctx.halt, engine, &observed, now, &ctx.settings.plan);
-    // A run that would start is re-checked against the engine's recorded author (README "Security").
     let decision =
-        super::author::check_launch(&ctx.client, engine, &observed, decision, now).await?;
+        super::author::check_launch(&ctx.client, engine, &observed, decision, early, now).await?;
     let replan = apply(ctx, engine, &decision).await?;
     Ok(match decision.requeue_after {
         // The API server refused a Job: plan again at once to record it (see Context::rejected).

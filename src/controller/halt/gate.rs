@@ -10,8 +10,8 @@ use crate::engine::{
     Decision, Effect, EnginePhase, EventSpec, EventType, Observed, PlanConfig, plan,
 };
 
-/// A run of this engine is under way: the switch aborts it.
-fn running(engine: &ChaosEngine) -> bool {
+/// A run of this engine is under way (initialized, with a run id): the switch aborts it.
+pub(crate) fn running(engine: &ChaosEngine) -> bool {
     let status = engine.status.clone().unwrap_or_default();
     status.engine_status == engine_status::INITIALIZED && status.run_id.is_some()
 }

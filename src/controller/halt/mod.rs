@@ -23,7 +23,7 @@ mod state;
 mod watch;
 
 pub use gate::plan_gated;
-pub(crate) use gate::starts_run;
+pub(crate) use gate::{running, starts_run};
 pub use state::HaltState;
 pub use watch::{from_config_map, from_namespace, spawn_watches};
 
