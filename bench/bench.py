@@ -788,7 +788,8 @@ class Bench:
                 verdicts[tr.verdict[u][1]] = verdicts.get(tr.verdict[u][1], 0) + 1
 
         def s(v):
-            return dict(n=len(v), p50=pct(v, 50), p95=pct(v, 95), p99=pct(v, 99), max=max(v) if v else None)
+            return dict(n=len(v), p50=pct(v, 50), p95=pct(v, 95), p99=pct(v, 99), p999=pct(v, 99.9),
+                        max=max(v) if v else None)
         return dict(engine_to_job=s(to_job), term_to_verdict=s(to_verdict), create_rtt=s(create_rtt),
                     verdicts=verdicts)
 
@@ -1078,27 +1079,29 @@ class Bench:
             self.phases_abort()
             self.stop_controller()
             return
+        if a.steady_only:
+            # issue 16 item 2: the steady scenario and the burst, nothing before or after; with
+            # --steady-policy as a default install (the chart's MutatingAdmissionPolicy adds the
+            # finalizer and records the author, whom the controller re-checks before each start)
+            self.results["steady_policy"] = a.steady_policy
+            if a.steady_policy:
+                self.apply_policy(self.ns)
+            try:
+                self.phase_steady(self.steady_count())
+                self.phase_burst(500)
+            finally:
+                if a.steady_policy:
+                    self.delete_policy()
+            self.results["fake_errors"] = self.tr.fake_errors
+            self.stop_controller()
+            return
         self.phase_api_modes(modes, runs=a.runs or (1 if quick else 3), run_for=10.0 if quick else 30.0)
 
-        # 2. steady rate, first part, then checkpoint at ~100 engines
-        steady_n = 100 if quick else 500
-        u1, t0, t1 = self.create_many("steady", 100, rate=a.rate)
-        self.wait_settled(u1, 120)
-        self.checkpoint("~100", a.idle_window)
-        uids_steady = list(u1)
-        if steady_n > 100:
-            # the second part continues the steady series (same rate, engines 100..499)
-            u2, _, _ = self.create_many_offset("steady", 100, steady_n - 100, a.rate)
-            uids_steady += u2
-            self.wait_settled(u2, 300)
-        self.results["phases"]["steady"] = dict(n=len(uids_steady), rate=a.rate, **self.latency_stats(uids_steady))
+        # 2. steady rate (--steady-seconds at --rate; quick: 100 engines), checkpoint at ~100 engines
+        self.phase_steady(100 if quick else self.steady_count(), checkpoint_at=100)
 
         # 3. burst
-        burst_n = 100 if quick else 500
-        ub, bt0, bt1 = self.create_many("burst", burst_n, rate=None, workers=32)
-        self.wait_settled(ub, 600)
-        self.results["phases"]["burst"] = dict(n=len(ub), create_seconds=bt1 - bt0,
-                                               **self.latency_stats(ub))
+        self.phase_burst(100 if quick else 500)
         self.checkpoint(f"~{len(self.tr.created)}", a.idle_window)
 
         # 4. fill up to the target and a last checkpoint
@@ -1117,6 +1120,40 @@ class Bench:
         if not quick:
             self.phases_abort()
         self.stop_controller()
+
+    def steady_count(self):
+        """Engines of the steady scenario: --rate for --steady-seconds (1,200 at 20/s for 60 s)."""
+        return max(1, round(self.a.rate * self.a.steady_seconds))
+
+    def phase_steady(self, n, checkpoint_at=None):
+        """n engines created at --rate (every 10th never finishes), then waited for until settled.
+        With `checkpoint_at` (full and quick mode: 100) the series stops after that many for a
+        checkpoint (idle window, restart) and then goes on at the same rate with the rest."""
+        a = self.a
+        first = min(n, checkpoint_at) if checkpoint_at else n
+        u1, t0, t1 = self.create_many("steady", first, rate=a.rate)
+        create_s = t1 - t0
+        uids = list(u1)
+        if checkpoint_at:
+            self.wait_settled(u1, 120)
+            self.checkpoint(f"~{first}", a.idle_window)
+        if n > first:
+            # the second part continues the steady series (same rate, engines first..n-1)
+            u2, t2, t3 = self.create_many_offset("steady", first, n - first, a.rate)
+            uids += u2
+            create_s += t3 - t2
+        self.wait_settled(uids, 300)
+        # seconds: the schedule's length (n / rate); create_seconds: what creating them took
+        # (without the checkpoint's pause), so a creation rate that fell behind shows
+        self.results["phases"]["steady"] = dict(n=len(uids), rate=a.rate, seconds=n / a.rate,
+                                                create_seconds=create_s, **self.latency_stats(uids))
+
+    def phase_burst(self, n):
+        """n engines created at once (32 threads, as fast as they go), waited for until settled."""
+        ub, bt0, bt1 = self.create_many("burst", n, rate=None, workers=32)
+        self.wait_settled(ub, 600)
+        self.results["phases"]["burst"] = dict(n=len(ub), create_seconds=bt1 - bt0,
+                                               **self.latency_stats(ub))
 
     def phase_memory(self):
         """Footprint only: filled to 1,000 engines and then to the target (the fill's backlog-limited
@@ -1182,6 +1219,12 @@ def main():
                    help="only the requests per single-experiment run (10 s runs), in each CRD mode")
     p.add_argument("--memory-only", action="store_true",
                    help="only the footprint: filled to 1,000 engines and to --target, a checkpoint at each")
+    p.add_argument("--steady-only", action="store_true",
+                   help="only the steady scenario (--rate for --steady-seconds) and a burst of 500")
+    p.add_argument("--steady-policy", action="store_true",
+                   help="--steady-only with the chart's MutatingAdmissionPolicy (--policy) in effect")
+    p.add_argument("--steady-seconds", type=float, default=60.0,
+                   help="length of the steady scenario at --rate (full and --steady-only; quick: 100 engines)")
     p.add_argument("--heaptrack", help="run the controller under heaptrack, its recordings into this directory "
                    "(needs a controller built with --features system-alloc)")
     p.add_argument("--abort-only", action="store_true",
@@ -1217,6 +1260,7 @@ def main():
         b.results["requests_only"] = a.requests_only
         b.results["memory_only"] = a.memory_only
         b.results["abort_only"] = a.abort_only
+        b.results["steady_only"] = a.steady_only
         with open(a.out, "w") as f:
             json.dump(b.results, f, indent=1, default=str)
         tr = b.tr

@@ -3,8 +3,10 @@
 
 For each engine: (a) engine POST sent -> the controller's first request for it (watch delivery +
 work queue + waiting for a free reconcile slot), (b) first request -> the Job POST is sent (the
-requests in front of it: finalizer PATCH, ChaosExperiment GET, ServiceAccount GET), (c) Job POST
-sent -> the Job's ADDED event on the driver's watch (create round trip + watch delivery).
+requests in front of it: ChaosExperiment GET, ServiceAccount GET, with the chart's policy the author's
+LocalSubjectAccessReviews, without it the finalizer PATCH, then the launch-intent status PATCH), split
+into the time one of those requests was open and the controller's own rest, (c) Job POST sent -> the
+Job's ADDED event on the driver's watch (create round trip + watch delivery).
 Also the controller's request latency (request sent -> response body done) by kind.
 Prints a Markdown section; usage: breakdown.py WORKDIR results-full-engines.json
 """
@@ -44,7 +46,7 @@ def failures(workdir):
 
 
 def parse_logs(workdir):
-    first_req, job_post, lat = {}, {}, {}
+    first_req, job_post, lat, spans_of = {}, {}, {}, {}
     for path in sorted(glob.glob(os.path.join(workdir, "controller-*.log"))):
         open_reqs = {}
         for line in open(path, "rb"):
@@ -74,23 +76,45 @@ def parse_logs(workdir):
                 res, kind = Bench.classify(m, u)
                 if kind != "watch":
                     lat.setdefault(f"{kind} {res}", []).append(t - t0)
-    return first_req, job_post, lat
+                    if eng:
+                        spans_of.setdefault(eng, []).append((t0, t))
+    return first_req, job_post, lat, spans_of
+
+
+def in_flight(intervals, start, end):
+    """Seconds of [start, end] during which at least one of the intervals (requests) was open."""
+    total, cur = 0.0, start
+    for t0, t1 in sorted(intervals):
+        t0, t1 = max(t0, cur), min(t1, end)
+        if t1 > t0:
+            total += t1 - t0
+            cur = t1
+    return total
+
+
+def tail_split(rows):
+    """Mean of each segment over the slowest 1% (at least one engine) by total."""
+    rows = sorted(rows, key=lambda r: r[-1])
+    cut = pct([r[-1] for r in rows], 99)
+    tail = [r for r in rows if r[-1] >= cut] or rows[-1:]
+    return len(tail), [sum(r[i] for r in tail) / len(tail) for i in range(len(rows[0]))]
 
 
 def fmt(v):
-    return f"{pct(v, 50) * 1000:.0f} / {pct(v, 95) * 1000:.0f} / {pct(v, 99) * 1000:.0f} ms" if v else "–"
+    return " / ".join(f"{pct(v, q) * 1000:.0f}" for q in (50, 95, 99, 99.9)) + " ms" if v else "–"
 
 
 def main():
     workdir, raw = sys.argv[1], json.load(open(sys.argv[2]))
-    first_req, job_post, lat = parse_logs(workdir)
+    first_req, job_post, lat, spans_of = parse_logs(workdir)
+    tails = []
     out = ["## Where the engine → Job time goes", "",
            "Per engine, from the driver's clock and the controller's request log (same host clock): "
-           "p50 / p95 / p99.", "",
+           "p50 / p95 / p99 / p99.9.", "",
            "| scenario | n | POST sent → controller's first request for it | first request → Job POST sent | Job POST sent → Job ADDED seen | total |",
            "|---|---|---|---|---|---|"]
     for phase in ("steady", "burst", "fill"):
-        a, b, c, tot = [], [], [], []
+        a, b, c, tot, rows = [], [], [], [], []
         for n, e in raw.items():  # keyed by engine uid, as the log's reconcile span (chaosUID)
             if e["phase"] != phase or e.get("job_added") is None:
                 continue
@@ -100,9 +124,20 @@ def main():
             b.append(job_post[n] - first_req[n])
             c.append(e["job_added"] - job_post[n])
             tot.append(e["job_added"] - e["t_send"])
+            api = in_flight(spans_of.get(n, []), first_req[n], job_post[n])
+            rows.append((a[-1], api, b[-1] - api, c[-1], tot[-1]))
         if tot:
             out.append(f"| {phase} | {len(tot)} | {fmt(a)} | {fmt(b)} | {fmt(c)} | {fmt(tot)} |")
-    out += ["", "Controller request latency (request sent → response body read), all phases, p50 / p95 / p99:", "",
+            tails.append((phase, *tail_split(rows)))
+    out += ["", "Where the tail goes: the mean of each part over the slowest 1% of engines (engine → Job ≥ its p99). "
+            "\"First request → Job POST\" is split into the time a request of the engine was open at the apiserver "
+            "(the reads, the writes before the Job: apiserver and network) and the rest (the controller's own: "
+            "planning, waiting for a runtime thread, the client's rate limiter).", "",
+            "| scenario | engines | queue (POST → first request) | requests before the Job (apiserver) | controller's own | Job POST → ADDED (apiserver + watch) | total |",
+            "|---|---|---|---|---|---|---|"]
+    for phase, n, means in tails:
+        out.append(f"| {phase} | {n} | " + " | ".join(f"{m * 1000:.0f} ms" for m in means) + " |")
+    out += ["", "Controller request latency (request sent → response body read), all phases, p50 / p95 / p99 / p99.9:", "",
             "| request | n | latency |", "|---|---|---|"]
     for k, v in sorted(lat.items(), key=lambda kv: -len(kv[1])):
         if len(v) >= 5:
