@@ -305,6 +305,7 @@ fn check_deployment(c: &mut Checks, dep: &Value, at: &str, leader_elect: &str, w
         "LEADER_ELECTION_NAMESPACE",
         "POD_NAME",
         "SCHEDULES",
+        "MIMALLOC_PURGE_DELAY",
     ] {
         c.check(env.contains_key(name), || {
             format!("{at}: env {name} missing")
