@@ -12,8 +12,11 @@ use crate::engine::{
 
 /// A run of this engine is under way (initialized, with a run id): the switch aborts it.
 pub(crate) fn running(engine: &ChaosEngine) -> bool {
-    let status = engine.status.clone().unwrap_or_default();
-    status.engine_status == engine_status::INITIALIZED && status.run_id.is_some()
+    // Read in place: every pass of an engine with a recorded author asks this (author::may_check).
+    engine
+        .status
+        .as_ref()
+        .is_some_and(|s| s.engine_status == engine_status::INITIALIZED && s.run_id.is_some())
 }
 
 /// Paths that launch nothing and must go on under the switch: deletion, stop, an abort under way.
