@@ -256,6 +256,8 @@ async fn metrics_and_health_endpoints_report_one_passed_engine() {
     let ctrl = Conductor::start("metrics", &kc.path().join("kubeconfig"), &ns, &[]);
     ctrl.wait_ok("/healthz").await;
     ctrl.wait_ok("/readyz").await;
+    // src/main.rs turns transparent huge pages off for the process (its resident memory).
+    assert_eq!(ctrl.proc_status("THP_enabled").as_deref(), Some("0"));
     let (code, _) = ctrl.get("/nope").await.unwrap();
     assert_eq!(code, 404);
 

@@ -151,6 +151,15 @@ impl Conductor {
         }
     }
 
+    /// The process's line `key:` of /proc/<pid>/status (Linux), e.g. `THP_enabled`.
+    pub fn proc_status(&self, key: &str) -> Option<String> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).ok()?;
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))
+            .map(|v| v.trim().to_string())
+    }
+
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
