@@ -251,3 +251,57 @@ async fn a_foreign_job_of_the_same_name_ends_the_experiment_explained_instead_of
     assert!(d.status.experiments[0].phase.is_terminal());
     assert!(!d.effects().any(|x| matches!(x, Effect::CreateJob(_))));
 }
+
+/// The first pass of an abort: the `Aborting` status write is conditional, so it fences the sweep
+/// that follows it, and no no-op patch is sent in front (docs/performance.md "Mass abort").
+#[tokio::test]
+async fn a_sweep_after_the_status_write_is_fenced_by_it() {
+    let (ctx, mut api) = mocked();
+    let e = engine("7");
+    let mut status = e.status.clone().unwrap();
+    status.phase = EnginePhase::Aborting;
+    let d = decision(
+        status,
+        vec![Effect::DeleteChaosResources {
+            grace_seconds: None,
+        }],
+    );
+    let server = tokio::spawn(async move {
+        let mut seen = Vec::new();
+        let (m, p, b, send) = next(&mut api).await;
+        let mut stored = engine("8");
+        stored.status.as_mut().unwrap().phase = EnginePhase::Aborting;
+        respond(send, 200, serde_json::to_value(&stored).unwrap());
+        seen.push((m, p, b));
+        let (m, p, b, send) = next(&mut api).await;
+        respond(
+            send,
+            200,
+            json!({"apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadataList",
+                   "metadata": {}, "items": []}),
+        );
+        seen.push((m, p, b));
+        let (m, p, b, send) = next(&mut api).await;
+        respond(
+            send,
+            200,
+            json!({"apiVersion": "v1", "kind": "PodList", "metadata": {}, "items": []}),
+        );
+        seen.push((m, p, b));
+        seen
+    });
+    apply(&ctx, &e, &d).await.unwrap();
+    let seen = server.await.unwrap();
+    let (m, p, b) = &seen[0];
+    assert_eq!(
+        (m, p.as_str()),
+        (&Method::PATCH, format!("{ENGINES}/status").as_str())
+    );
+    assert_eq!(b["metadata"]["resourceVersion"], "7", "{b}");
+    assert_eq!(b["status"]["phase"], "Aborting", "{b}");
+    assert_eq!((&seen[1].0, seen[1].1.as_str()), (&Method::GET, JOBS));
+    assert_eq!(
+        (&seen[2].0, seen[2].1.as_str()),
+        (&Method::DELETE, "/api/v1/namespaces/ns/pods")
+    );
+}

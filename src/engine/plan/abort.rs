@@ -12,7 +12,15 @@ impl<'a> Planner<'a> {
     pub(super) fn abort(&mut self) {
         let deleting = self.engine.metadata.deletion_timestamp.is_some();
         if self.status.phase != EnginePhase::Aborting {
-            self.sweep_once();
+            // The first sweep goes after the `Aborting` status: that write carries the
+            // resourceVersion precondition, so it fences the sweep (no no-op patch of its own,
+            // docs/performance.md "Mass abort"), and it records the abort first. A crash between
+            // the two loses nothing: every later pass sweeps again while a Job or pod of the
+            // engine is unmarked (below), and the live list (controller/observe.rs) sees what the
+            // caches miss before the abort is called complete.
+            self.after.push(Effect::DeleteChaosResources {
+                grace_seconds: self.grace(),
+            });
             self.status.phase = EnginePhase::Aborting;
             self.status.aborted_at = Some(stamp(self.now));
             self.status.message = if deleting {

@@ -70,11 +70,13 @@ impl<'a> Planner<'a> {
         self.initialized();
     }
 
-    /// Deletes every Job and Pod labelled with the engine's chaosUID, once per pass.
+    /// Deletes every Job and Pod labelled with the engine's chaosUID, once per pass (before the
+    /// status, unless this pass already sweeps after it).
     pub(super) fn sweep_once(&mut self) {
         if !self
             .before
             .iter()
+            .chain(&self.after)
             .any(|e| matches!(e, Effect::DeleteChaosResources { .. }))
         {
             self.before.push(Effect::DeleteChaosResources {
