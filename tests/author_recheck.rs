@@ -195,12 +195,7 @@ async fn a_lacking_author_holds_the_run_until_the_permission_is_back() {
         );
         env.wait_event(
             name,
-            |events| {
-                events
-                    .iter()
-                    .any(|e| e.reason == AUTHOR_PERMITTED_REASON)
-                    .then_some(())
-            },
+            first_with_reason(AUTHOR_PERMITTED_REASON),
             Duration::from_secs(30),
         )
         .await;
