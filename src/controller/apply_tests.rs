@@ -253,7 +253,8 @@ async fn a_foreign_job_of_the_same_name_ends_the_experiment_explained_instead_of
 }
 
 /// The first pass of an abort: the `Aborting` status write is conditional, so it fences the sweep
-/// that follows it, and no no-op patch is sent in front (docs/performance.md "Mass abort").
+/// that follows it, and no no-op patch is sent in front (docs/performance.md "Mass abort"). The
+/// sweep deletes the Jobs the core observed, each with its uid as precondition, without listing.
 #[tokio::test]
 async fn a_sweep_after_the_status_write_is_fenced_by_it() {
     let (ctx, mut api) = mocked();
@@ -264,6 +265,10 @@ async fn a_sweep_after_the_status_write_is_fenced_by_it() {
         status,
         vec![Effect::DeleteChaosResources {
             grace_seconds: None,
+            jobs: vec![crate::engine::JobRef {
+                name: "pod-delete-abc".into(),
+                uid: "job-uid-1".into(),
+            }],
         }],
     );
     let server = tokio::spawn(async move {
@@ -277,8 +282,7 @@ async fn a_sweep_after_the_status_write_is_fenced_by_it() {
         respond(
             send,
             200,
-            json!({"apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadataList",
-                   "metadata": {}, "items": []}),
+            json!({"apiVersion": "v1", "kind": "Status", "status": "Success", "metadata": {}}),
         );
         seen.push((m, p, b));
         let (m, p, b, send) = next(&mut api).await;
@@ -299,7 +303,20 @@ async fn a_sweep_after_the_status_write_is_fenced_by_it() {
     );
     assert_eq!(b["metadata"]["resourceVersion"], "7", "{b}");
     assert_eq!(b["status"]["phase"], "Aborting", "{b}");
-    assert_eq!((&seen[1].0, seen[1].1.as_str()), (&Method::GET, JOBS));
+    assert_eq!(
+        (&seen[1].0, seen[1].1.as_str()),
+        (&Method::DELETE, format!("{JOBS}/pod-delete-abc").as_str())
+    );
+    assert_eq!(
+        seen[1].2["preconditions"]["uid"], "job-uid-1",
+        "{}",
+        seen[1].2
+    );
+    assert_eq!(
+        seen[1].2["propagationPolicy"], "Background",
+        "{}",
+        seen[1].2
+    );
     assert_eq!(
         (&seen[2].0, seen[2].1.as_str()),
         (&Method::DELETE, "/api/v1/namespaces/ns/pods")

@@ -30,6 +30,14 @@ pub enum EventSource {
     Runner { experiment: String },
 }
 
+/// One Job to delete: its name, and its uid for the delete's precondition (a Job of that name
+/// created since, by anyone, is not touched).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobRef {
+    pub name: String,
+    pub uid: String,
+}
+
 /// An Event on the engine.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EventSpec {
@@ -79,8 +87,12 @@ pub enum Effect {
     CreateJob(Box<Job>),
     /// Delete a Job (foreground: its pod goes first); NotFound is done.
     DeleteJob { name: String },
-    /// Delete every Job and Pod labelled `chaosUID=<engine uid>` with the given grace period.
-    DeleteChaosResources { grace_seconds: Option<i64> },
+    /// Delete these Jobs of the engine (each with its uid as precondition) and every Pod labelled
+    /// `chaosUID=<engine uid>`, with the given grace period.
+    DeleteChaosResources {
+        grace_seconds: Option<i64>,
+        jobs: Vec<JobRef>,
+    },
     /// Force-delete (grace 0) these pods, left over after the abort's grace period.
     ForceDeletePods { names: Vec<String> },
     /// Replace a ChaosResult (full update with its resourceVersion, as litmus-go writes it).

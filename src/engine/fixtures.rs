@@ -197,6 +197,7 @@ pub(crate) fn job_obj(name: &str) -> Job {
         metadata: ObjectMeta {
             name: Some(name.into()),
             namespace: Some("litmus".into()),
+            uid: Some(format!("uid-{name}")),
             ..Default::default()
         },
         ..Default::default()

@@ -7,7 +7,7 @@ pub mod plan;
 pub mod random;
 pub mod schedule;
 
-pub use decision::{Decision, Effect, EventSource, EventSpec, EventType};
+pub use decision::{Decision, Effect, EventSource, EventSpec, EventType, JobRef};
 pub use phase::{EnginePhase, ExperimentPhase};
 pub use plan::{Lookups, Observed, PlanConfig, aborting, lookups, plan, verdicts_overdue};
 

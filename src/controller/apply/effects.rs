@@ -13,6 +13,7 @@ use crate::controller::context::Context;
 use crate::controller::error::{Error, KubeContext, is_status};
 use crate::controller::events;
 use crate::engine::Effect;
+use crate::engine::JobRef;
 use crate::engine::job::CHAOS_UID_LABEL;
 use crate::engine::plan::settle_result;
 use crate::fence;
@@ -100,40 +101,31 @@ async fn run_other(
                 Err(e) => Err(e).during("deleting a Job"),
             }
         }
-        Effect::DeleteChaosResources { grace_seconds } => {
+        Effect::DeleteChaosResources {
+            grace_seconds,
+            jobs,
+        } => {
             let dp = DeleteParams {
                 propagation_policy: Some(PropagationPolicy::Background),
                 grace_period_seconds: grace_seconds.and_then(|g| u32::try_from(g).ok()),
                 ..Default::default()
             };
-            let jobs: Api<Job> = Api::namespaced(ctx.client.clone(), ns);
+            let jobs_api: Api<Job> = Api::namespaced(ctx.client.clone(), ns);
             let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), ns);
-            // Jobs: only those we own (a chaosUID label alone can be put on anyone's Job), each
-            // deleted with a uid precondition, listed fresh so a Job created a moment ago is in.
-            let listed = jobs
-                .list_metadata(&chaos_selector)
-                .await
-                .during("listing chaos Jobs")?;
-            for job in listed.items {
-                let owned = job
-                    .metadata
-                    .owner_references
-                    .iter()
-                    .flatten()
-                    .any(|o| o.uid == uid && o.controller == Some(true));
-                if !owned || job.metadata.deletion_timestamp.is_some() {
-                    continue;
-                }
-                let name = job.metadata.name.clone().unwrap_or_default();
+            // Jobs: those the core observed as ours (owner uid, src/controller/observe.rs), each
+            // deleted with its uid as precondition, so a Job of the same name made since by anyone
+            // is not touched. No fresh list here: a Job the caches miss is found by the live list
+            // that ends every abort, and swept by that pass (docs/performance.md "Mass abort").
+            for JobRef { name, uid: job_uid } in jobs {
                 let dp = DeleteParams {
                     preconditions: Some(kube::api::Preconditions {
-                        uid: job.metadata.uid.clone(),
+                        uid: Some(job_uid.clone()),
                         resource_version: None,
                     }),
                     ..dp.clone()
                 };
                 ctx.metrics.api_write();
-                match jobs.delete(&name, &dp).await {
+                match jobs_api.delete(name, &dp).await {
                     Ok(_) => {}
                     Err(e) if is_status(&e, 404) || is_status(&e, 409) => {}
                     Err(e) => return Err(e).during("deleting a chaos Job"),

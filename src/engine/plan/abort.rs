@@ -18,9 +18,8 @@ impl<'a> Planner<'a> {
             // the two loses nothing: every later pass sweeps again while a Job or pod of the
             // engine is unmarked (below), and the live list (controller/observe.rs) sees what the
             // caches miss before the abort is called complete.
-            self.after.push(Effect::DeleteChaosResources {
-                grace_seconds: self.grace(),
-            });
+            let sweep = self.sweep();
+            self.after.push(sweep);
             self.status.phase = EnginePhase::Aborting;
             self.status.aborted_at = Some(stamp(self.now));
             self.status.message = if deleting {

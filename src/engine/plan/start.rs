@@ -7,7 +7,7 @@ use crate::api::{
     ChaosEngine, ChaosEngineStatus, ExperimentStatus, engine_status, experiment_pod,
     experiment_status, result_name, verdict,
 };
-use crate::engine::decision::{Effect, EventSpec, EventType};
+use crate::engine::decision::{Effect, EventSpec, EventType, JobRef};
 use crate::engine::job;
 use crate::engine::phase::{EnginePhase, ExperimentPhase};
 use crate::engine::random;
@@ -79,9 +79,30 @@ impl<'a> Planner<'a> {
             .chain(&self.after)
             .any(|e| matches!(e, Effect::DeleteChaosResources { .. }))
         {
-            self.before.push(Effect::DeleteChaosResources {
-                grace_seconds: self.grace(),
-            });
+            let sweep = self.sweep();
+            self.before.push(sweep);
+        }
+    }
+
+    /// The sweep of an abort: the engine's Jobs as observed (the caches, or at the very end of an
+    /// abort the live list, src/controller/observe.rs) that are not yet being deleted, and its pods
+    /// by label. A Job not observed yet is swept by a later pass: the abort is complete only when
+    /// a live list shows nothing left (docs/performance.md "Mass abort").
+    pub(super) fn sweep(&self) -> Effect {
+        Effect::DeleteChaosResources {
+            grace_seconds: self.grace(),
+            jobs: self
+                .observed
+                .jobs
+                .iter()
+                .filter(|j| j.metadata.deletion_timestamp.is_none())
+                .filter_map(|j| {
+                    Some(JobRef {
+                        name: j.metadata.name.clone()?,
+                        uid: j.metadata.uid.clone()?,
+                    })
+                })
+                .collect(),
         }
     }
 }

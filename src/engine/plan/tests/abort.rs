@@ -5,7 +5,7 @@ use std::time::Duration;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use crate::api::*;
-use crate::engine::decision::{Effect, EventType};
+use crate::engine::decision::{Effect, EventType, JobRef};
 use crate::engine::fixtures::*;
 use crate::engine::plan::{Observed, plan, settle_result};
 
@@ -28,7 +28,11 @@ fn stop_while_running_aborts_then_stops() {
             .filter(|x| matches!(x, Effect::DeleteChaosResources { .. }))
             .collect::<Vec<_>>(),
         vec![&Effect::DeleteChaosResources {
-            grace_seconds: None
+            grace_seconds: None,
+            jobs: vec![JobRef {
+                name: job.clone(),
+                uid: format!("uid-{job}"),
+            }],
         }]
     );
     assert_eq!(d.status.phase, "Aborting");
@@ -91,6 +95,48 @@ fn stop_while_running_aborts_then_stops() {
     let e = persisted(e, &d);
     let d = plan(&e, &Observed::default(), later(40), &cfg());
     assert!(d.effects().next().is_none());
+}
+
+/// The sweep names the Jobs it observed; one first seen on a later pass (the cache was behind, or
+/// only the live list that ends an abort found it) is swept then, and one already being deleted
+/// is not deleted again.
+#[test]
+fn a_job_first_seen_after_the_first_sweep_is_swept_by_name() {
+    let (mut e, job) = launched();
+    e.spec.engine_state = Some("stop".into());
+    let sweeps = |d: &crate::engine::Decision| -> Vec<Vec<JobRef>> {
+        d.effects()
+            .filter_map(|x| match x {
+                Effect::DeleteChaosResources { jobs, .. } => Some(jobs.clone()),
+                _ => None,
+            })
+            .collect()
+    };
+    // Its pod is cached, the Job not yet: the first sweep deletes pods by label, names no Job.
+    let o = Observed {
+        pods: vec![pod(&job, "Running", Some(running()))],
+        ..Default::default()
+    };
+    let d = plan(&e, &o, later(10), &cfg());
+    assert_eq!(d.status.phase, "Aborting");
+    assert_eq!(sweeps(&d), vec![Vec::<JobRef>::new()]);
+    let e = persisted(e, &d);
+    // The Job shows up, beside another of ours already marked for deletion.
+    let mut gone = job_obj("pod-delete-old");
+    gone.metadata.deletion_timestamp = Some(Time(later(10)));
+    let o = Observed {
+        jobs: vec![gone, job_obj(&job)],
+        ..Default::default()
+    };
+    let d = plan(&e, &o, later(11), &cfg());
+    assert_eq!(d.status.phase, "Aborting");
+    assert_eq!(
+        sweeps(&d),
+        vec![vec![JobRef {
+            name: job.clone(),
+            uid: format!("uid-{job}"),
+        }]]
+    );
 }
 
 #[test]

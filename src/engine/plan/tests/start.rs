@@ -93,7 +93,8 @@ fn rerun_after_completion_starts_a_fresh_run() {
     assert_eq!(
         d.before_status,
         vec![Effect::DeleteChaosResources {
-            grace_seconds: None
+            grace_seconds: None,
+            jobs: Vec::new(),
         }]
     );
     assert_eq!(d.status.engine_status, "initialized");
