@@ -166,6 +166,9 @@ class Tracker:
         self.residue_gone = {} # uid -> t (the last of its Jobs and pods DELETED)
         self.engine_gone = {}  # uid -> t (engine DELETED: finalizer released)
         self.stopped = {}      # uid -> t (engineStatus stopped, engineState stop, no abort annotation)
+        self.job_gone = {}     # uid -> t (a Job of it DELETED; the last one wins)
+        self.pod_gone = {}     # uid -> t (a pod of it DELETED; the last one wins)
+        self.abort_sent = {}   # uid -> t (its abort request returned)
 
 
 class Bench:
@@ -199,6 +202,8 @@ class Bench:
         if not uid:
             return
         self.track_live(self.tr.jobs_live, typ, job, uid, t)
+        if typ == "DELETED":
+            self.tr.job_gone[uid] = t
         if typ == "ADDED":
             self.tr.job_added.setdefault(uid, t)
 
@@ -209,6 +214,8 @@ class Bench:
         job = labels.get("job-name")
         if uid:
             self.track_live(self.tr.pods_live, typ, pod, uid, t)
+            if typ == "DELETED":
+                self.tr.pod_gone[uid] = t
         if not uid or not job or typ == "DELETED":
             return
         st = pod.get("status") or {}
@@ -521,6 +528,23 @@ class Bench:
                 self.proc.kill()
                 self.proc.wait()
         self.proc = None
+
+    @staticmethod
+    def cpu_seconds(pid):
+        f = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+        return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
+
+    def cpu_by_process(self):
+        """CPU seconds used so far by each part on this machine: the cluster's components (pid
+        files of scripts/cluster), the controller and this driver."""
+        out = {"controller": self.cpu_seconds(self.controller_pid()), "driver": self.cpu_seconds(os.getpid())}
+        pids = os.path.join(os.environ.get("CLUSTER_RUN_DIR", ""), "pids")
+        for name in sorted(os.listdir(pids)) if os.path.isdir(pids) else []:
+            try:
+                out[name] = self.cpu_seconds(int(open(os.path.join(pids, name)).read().split()[0]))
+            except (OSError, ValueError, IndexError):
+                pass
+        return out
 
     def proc_stats(self):
         pid = self.controller_pid()
@@ -935,11 +959,12 @@ class Bench:
         sent = {}
         m0 = self.metrics()
         off0 = self.log_offset()
+        cpu0 = self.cpu_by_process()
         t0 = time.time()
 
         def one(u):
             self.abort_request(self.tr.created[u]["name"], trig[u])
-            sent[u] = time.time()
+            sent[u] = self.tr.abort_sent[u] = time.time()
 
         with cf.ThreadPoolExecutor(max_workers=workers) as pool:
             list(pool.map(one, uids))
@@ -960,6 +985,7 @@ class Bench:
                 log(f"abort: watches say done, the LIST still shows {residue}")
             time.sleep(0.2)
         t_end = time.time()
+        cpu1 = self.cpu_by_process()
         residue = self.live_residue(uids)
         m1 = self.metrics()
         reqs = self.requests_between(off0, self.log_offset())
@@ -969,9 +995,18 @@ class Bench:
         for name in ("all",) + self.TRIGGERS:
             v = [done[u] - sent[u] for u in uids if u in done and (name == "all" or trig[u] == name)]
             per[name] = dict(n=len(v), p50=pct(v, 50), p99=pct(v, 99), max=max(v) if v else None)
-        res = dict(n=n, triggers={t: sum(1 for u in uids if trig[u] == t) for t in self.TRIGGERS},
+        # where an engine's abort time goes: its request -> its Job gone, its pod gone, its end
+        # (the final status or the engine gone), from the driver's watches
+        tr = self.tr
+        ends = {u: (tr.engine_gone if trig[u] == "delete" else tr.stopped).get(u) for u in uids}
+        stages = {}
+        for name, at in (("Job gone", tr.job_gone), ("pod gone", tr.pod_gone), ("final status or engine gone", ends)):
+            v = [at[u] - sent[u] for u in uids if at.get(u) and u in sent]
+            stages[name] = dict(n=len(v), p50=pct(v, 50), p99=pct(v, 99))
+        res = dict(n=n, triggers={t: sum(1 for u in uids if trig[u] == t) for t in self.TRIGGERS}, stages=stages,
                    send_seconds=t_sent - t0, zero_residue_s=zero, waited_s=t_end - t0, per_engine=per,
                    left_over=residue, requests=tot, requests_by=by, workers=workers,
+                   cpu_s={k: round(cpu1[k] - cpu0.get(k, 0), 2) for k in cpu1},
                    reconciles=m1.get("chaos_conductor_reconciles_total", 0) - m0.get("chaos_conductor_reconciles_total", 0),
                    loadavg_before=" ".join(load0), loadavg_after=" ".join(open("/proc/loadavg").read().split()[:3]))
         log(f"abort: zero residue after {zero if zero is None else round(zero, 2)} s; per engine {per['all']}; "
@@ -1267,7 +1302,10 @@ def main():
         raw = {u: dict(c, job_added=tr.job_added.get(u), pod_running=tr.pod_running.get(u),
                        pod_term=tr.pod_term.get(u), verdict=(tr.verdict.get(u) or (None,))[0],
                        exp_running=tr.exp_running.get(u), completed=tr.completed.get(u),
-                       result_final=tr.result_final.get(u)) for u, c in list(tr.created.items())}
+                       result_final=tr.result_final.get(u), abort_sent=tr.abort_sent.get(u),
+                       job_gone=tr.job_gone.get(u), pod_gone=tr.pod_gone.get(u),
+                       stopped=tr.stopped.get(u), engine_gone=tr.engine_gone.get(u))
+               for u, c in list(tr.created.items())}
         with open(a.out.replace(".json", "-engines.json"), "w") as f:
             json.dump(raw, f)
         log(f"results in {a.out}")

@@ -444,6 +444,17 @@ def mass_abort(ab, ds):
         out.append("")
         out.append(f"Controller requests during the abort, by kind ({ab['n']} engines): {by_kind(ab['requests_by'])}.")
         out.append("")
+        if ab.get("stages"):
+            out.append("Where an engine's abort time goes (its own request → each stage, from the driver's watches): "
+                       + "; ".join(f"{k} p50 {sec(v['p50'])}, p99 {sec(v['p99'])}" for k, v in ab["stages"].items()
+                                   if v["n"]) + ".")
+            out.append("")
+        if ab.get("cpu_s"):
+            cpu = ab["cpu_s"]
+            out.append(f"CPU seconds used during the abort ({sec(ab['waited_s'])} wall, 2 cores), by process: "
+                       + ", ".join(f"{k} {v:.1f}" for k, v in sorted(cpu.items(), key=lambda kv: -kv[1]))
+                       + f"; {sum(cpu.values()):.1f} in all.")
+            out.append("")
     if ds:
         what = "running" if ds.get("running") else "completed"
         out.append(f"Then {ds['n']} {what} engines deleted at once (sent in {ds['send_seconds']:.1f} s) while a fresh "
