@@ -158,6 +158,11 @@ async fn gc_foreground_deletes_dependents_before_owner() {
     // Holds the Job after the GC deleted it, so the owner's wait can be observed.
     owned.metadata.finalizers = Some(vec!["e2e.test/hold".into()]);
     env.create(&owned).await;
+    // The garbage collector learns of the Job from its own watch. Deleting the owner before that
+    // lets the GC see an owner without dependents and remove it at once (seen once in CI, with 4
+    // test threads loading the machine), which is not what this test checks. Nothing observable
+    // says the GC has seen the Job, so give its watch a moment.
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
 
     let deleted = env
         .configmaps()
