@@ -12,10 +12,9 @@ use crate::api::{ChaosEngine, ChaosResult, FINALIZER};
 use crate::controller::context::Context;
 use crate::controller::error::{Error, KubeContext, is_status};
 use crate::controller::events;
-use crate::engine::Effect;
-use crate::engine::JobRef;
 use crate::engine::job::CHAOS_UID_LABEL;
 use crate::engine::plan::settle_result;
+use crate::engine::{Effect, JobRef};
 use crate::fence;
 
 /// Runs one effect; `Ok(true)` when the engine must be planned again at once.
