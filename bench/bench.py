@@ -185,12 +185,14 @@ class Bench:
         self.results = {"phases": {}, "checkpoints": [], "api": {}}
 
     # --------------------------------------------------------------------------------- watches
-    def track_live(self, live, typ, obj, uid, t):
-        """Jobs and pods of each engine that still exist, and when the last one went."""
+    def track_live(self, live, gone, typ, obj, uid, t):
+        """Jobs and pods of each engine that still exist, when one of a kind last went (`gone`),
+        and when the last of both went."""
         name = obj["metadata"]["name"]
         names = live.setdefault(uid, set())
         if typ == "DELETED":
             names.discard(name)
+            gone[uid] = t
             if not self.tr.jobs_live.get(uid) and not self.tr.pods_live.get(uid):
                 self.tr.residue_gone[uid] = t
         else:
@@ -201,9 +203,7 @@ class Bench:
         uid = (job["metadata"].get("labels") or {}).get("chaosUID")
         if not uid:
             return
-        self.track_live(self.tr.jobs_live, typ, job, uid, t)
-        if typ == "DELETED":
-            self.tr.job_gone[uid] = t
+        self.track_live(self.tr.jobs_live, self.tr.job_gone, typ, job, uid, t)
         if typ == "ADDED":
             self.tr.job_added.setdefault(uid, t)
 
@@ -213,9 +213,7 @@ class Bench:
         uid = labels.get("chaosUID")
         job = labels.get("job-name")
         if uid:
-            self.track_live(self.tr.pods_live, typ, pod, uid, t)
-            if typ == "DELETED":
-                self.tr.pod_gone[uid] = t
+            self.track_live(self.tr.pods_live, self.tr.pod_gone, typ, pod, uid, t)
         if not uid or not job or typ == "DELETED":
             return
         st = pod.get("status") or {}
@@ -552,9 +550,7 @@ class Bench:
         rss = int(re.search(r"VmRSS:\s+(\d+)", status).group(1)) / 1024
         hwm = int(re.search(r"VmHWM:\s+(\d+)", status).group(1)) / 1024
         threads = int(re.search(r"Threads:\s+(\d+)", status).group(1))
-        f = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
-        cpu = (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
-        return dict(rss_mib=rss, hwm_mib=hwm, cpu_s=cpu, threads=threads)
+        return dict(rss_mib=rss, hwm_mib=hwm, cpu_s=self.cpu_seconds(pid), threads=threads)
 
     def log_offset(self):
         return os.path.getsize(self.proc_log)
