@@ -934,6 +934,27 @@ class Bench:
         n["engines unfinished"] = unfinished
         return n
 
+    def apiserver_profile(self, tag, seconds):
+        """kube-apiserver's CPU profile (Go pprof) over the next `seconds`, into
+        <workdir>/apiserver-<tag>.pprof for scripts/bench to summarise with `go tool pprof`."""
+        out = os.path.join(self.a.workdir, f"apiserver-{tag}.pprof")
+        c = self.k._conn(fresh=True, timeout=seconds + 60)
+        try:
+            c.request("GET", f"/debug/pprof/profile?seconds={seconds}",
+                      headers={"Authorization": f"Bearer {self.k.token}"})
+            r = c.getresponse()
+            body = r.read()
+            if r.status != 200:
+                log(f"apiserver profile: {r.status} {body[:200]!r}")
+                return
+            with open(out, "wb") as f:
+                f.write(body)
+            log(f"apiserver profile ({seconds} s) in {out}")
+        except (http.client.HTTPException, OSError) as e:
+            log(f"apiserver profile failed: {e!r}")
+        finally:
+            c.close()
+
     def phase_abort(self, n, workers=32, timeout=600):
         """N running engines, then all aborted at once with mixed triggers (thirds: delete,
         engineState stop, the abort annotation), sent as fast as `workers` threads go; measured
@@ -961,6 +982,10 @@ class Bench:
         def one(u):
             self.abort_request(self.tr.created[u]["name"], trig[u])
             sent[u] = self.tr.abort_sent[u] = time.time()
+
+        if self.a.pprof_seconds:
+            threading.Thread(target=self.apiserver_profile, args=("abort", self.a.pprof_seconds),
+                             daemon=True).start()
 
         with cf.ThreadPoolExecutor(max_workers=workers) as pool:
             list(pool.map(one, uids))
@@ -1261,6 +1286,9 @@ def main():
     p.add_argument("--abort-only", action="store_true",
                    help="only the mass abort (--abort-n engines) and the mass deletion (--delete-n)")
     p.add_argument("--abort-n", type=int, default=1000, help="running engines aborted at once")
+    p.add_argument("--pprof-seconds", type=int, default=0,
+                   help="record kube-apiserver's CPU profile for this long from the first abort request "
+                        "(the cluster must serve /debug/pprof: scripts/bench BENCH_PPROF=1)")
     p.add_argument("--delete-n", type=int, default=5000,
                    help="running engines deleted at once while fresh engines launch (0: skip)")
     p.add_argument("--crd-modes", default="subresource,litmus",
