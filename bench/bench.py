@@ -535,7 +535,9 @@ class Bench:
     def cpu_by_process(self):
         """CPU seconds used so far by each part on this machine: the cluster's components (pid
         files of scripts/cluster), the controller and this driver."""
-        out = {"controller": self.cpu_seconds(self.controller_pid()), "driver": self.cpu_seconds(os.getpid())}
+        out = {"driver": self.cpu_seconds(os.getpid())}
+        if self.proc:
+            out["controller"] = self.cpu_seconds(self.controller_pid())
         pids = os.path.join(os.environ.get("CLUSTER_RUN_DIR", ""), "pids")
         for name in sorted(os.listdir(pids)) if os.path.isdir(pids) else []:
             try:
@@ -955,6 +957,36 @@ class Bench:
         finally:
             c.close()
 
+    def abort_floor_requests(self, uid, trigger):
+        """--abort-floor: what any controller has to send to end one abort, and nothing else: its
+        Jobs deleted (the garbage collector takes their pods), its other pods deleted by label (a
+        collection), and the engine's end written: the finalizer released (delete), or the final
+        status (stop; the annotation also consumed and `engineState: stop`). No `Aborting` status,
+        no Event, no live check: so the time to zero residue this gives is a lower bound on this
+        machine for the cluster's share (API server, garbage collector, kwok)."""
+        name, ns = self.tr.created[uid]["name"], self.ns
+        for job in sorted(self.tr.jobs_live.get(uid, ())):
+            st, r = self.k.req("DELETE", f"/apis/batch/v1/namespaces/{ns}/jobs/{job}",
+                               {"propagationPolicy": "Background"})
+            if st not in (200, 202, 404):
+                raise RuntimeError(f"floor: delete job {job}: {st} {r}")
+        st, r = self.k.req("DELETE", f"/api/v1/namespaces/{ns}/pods?labelSelector=chaosUID%3D{uid}")
+        if st != 200:
+            raise RuntimeError(f"floor: delete pods of {name}: {st} {r}")
+        path = f"{GROUP}/namespaces/{ns}/chaosengines/{name}"
+        merge = "application/merge-patch+json"
+        if trigger == "delete":
+            writes = [(path, {"metadata": {"finalizers": None}})]
+        else:
+            writes = [(f"{path}/status", {"status": {"engineStatus": "stopped"}})]
+            if trigger == "annotate":
+                writes.append((path, {"spec": {"engineState": "stop"},
+                                      "metadata": {"annotations": {ABORT_ANNOTATION: None}}}))
+        for p, body in writes:
+            st, r = self.k.req("PATCH", p, body, ctype=merge)
+            if st not in (200, 404):
+                raise RuntimeError(f"floor: patch {p}: {st} {r}")
+
     def phase_abort(self, n, workers=32, timeout=600):
         """N running engines, then all aborted at once with mixed triggers (thirds: delete,
         engineState stop, the abort annotation), sent as fast as `workers` threads go; measured
@@ -974,6 +1006,11 @@ class Bench:
         log(f"abort: {n} engines running (Job, Running pod, status Running); aborting them all")
         trig = {u: self.TRIGGERS[i % 3] for i, u in enumerate(uids)}
         sent = {}
+        floor = self.a.abort_floor
+        if floor:
+            # the floor: no controller; the driver itself sends each engine's trigger and then the
+            # least any controller must send for it (abort_floor_requests), all at once
+            self.stop_controller()
         m0 = self.metrics()
         off0 = self.log_offset()
         cpu0 = self.cpu_by_process()
@@ -982,6 +1019,8 @@ class Bench:
         def one(u):
             self.abort_request(self.tr.created[u]["name"], trig[u])
             sent[u] = self.tr.abort_sent[u] = time.time()
+            if floor:
+                self.abort_floor_requests(u, trig[u])
 
         if self.a.pprof_seconds:
             threading.Thread(target=self.apiserver_profile, args=("abort", self.a.pprof_seconds),
@@ -1024,10 +1063,10 @@ class Bench:
         for name, at in (("Job gone", tr.job_gone), ("pod gone", tr.pod_gone), ("final status or engine gone", ends)):
             v = [at[u] - sent[u] for u in uids if at.get(u) and u in sent]
             stages[name] = dict(n=len(v), p50=pct(v, 50), p99=pct(v, 99))
-        res = dict(n=n, triggers={t: sum(1 for u in uids if trig[u] == t) for t in self.TRIGGERS}, stages=stages,
+        res = dict(n=n, floor=floor, triggers={t: sum(1 for u in uids if trig[u] == t) for t in self.TRIGGERS}, stages=stages,
                    send_seconds=t_sent - t0, zero_residue_s=zero, waited_s=t_end - t0, per_engine=per,
                    left_over=residue, requests=tot, requests_by=by, workers=workers,
-                   cpu_s={k: round(cpu1[k] - cpu0.get(k, 0), 2) for k in cpu1},
+                   cpu_s={k: round(cpu1[k] - cpu0.get(k, 0), 2) for k in cpu1 if k in cpu0},
                    reconciles=m1.get("chaos_conductor_reconciles_total", 0) - m0.get("chaos_conductor_reconciles_total", 0),
                    loadavg_before=" ".join(load0), loadavg_after=" ".join(open("/proc/loadavg").read().split()[:3]))
         log(f"abort: zero residue after {zero if zero is None else round(zero, 2)} s; per engine {per['all']}; "
@@ -1286,6 +1325,9 @@ def main():
     p.add_argument("--abort-only", action="store_true",
                    help="only the mass abort (--abort-n engines) and the mass deletion (--delete-n)")
     p.add_argument("--abort-n", type=int, default=1000, help="running engines aborted at once")
+    p.add_argument("--abort-floor", action="store_true",
+                   help="the mass abort without the controller: the driver sends the least any controller "
+                        "must (Job and pod deletes, the engine's end) right after each trigger")
     p.add_argument("--pprof-seconds", type=int, default=0,
                    help="record kube-apiserver's CPU profile for this long from the first abort request "
                         "(the cluster must serve /debug/pprof: scripts/bench BENCH_PPROF=1)")

@@ -426,6 +426,12 @@ def mass_abort(ab, ds):
                    "`engineStatus: stopped` at `engineState: stop` without the annotation — from the driver's watches, "
                    "confirmed by a LIST. *Per engine*: its own abort request → its last Job/pod/engine event. "
                    f"Load average {ab['loadavg_before']} before, {ab['loadavg_after']} after.")
+        if ab.get("floor"):
+            out.append("")
+            out.append("**Floor run (`BENCH_ABORT_FLOOR=1`): no controller.** The driver sent, right after each trigger, "
+                       "only what any controller must send to end that abort (its Jobs deleted, its pods deleted by "
+                       "label, the finalizer released or the final status written; bench/bench.py "
+                       "`abort_floor_requests`): the time below is what the rest of the cluster needs on this machine.")
         out.append("")
         out.append("| N | triggers | zero residue after | per engine p50 | per engine p99 | per engine max | left over | controller requests (reads/writes) | reconciles |")
         out.append("|---|---|---|---|---|---|---|---|---|")
