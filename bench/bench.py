@@ -1022,9 +1022,11 @@ class Bench:
             if floor:
                 self.abort_floor_requests(u, trig[u])
 
+        prof = None
         if self.a.pprof_seconds:
-            threading.Thread(target=self.apiserver_profile, args=("abort", self.a.pprof_seconds),
-                             daemon=True).start()
+            prof = threading.Thread(target=self.apiserver_profile, args=("abort", self.a.pprof_seconds),
+                                    daemon=True)
+            prof.start()
 
         with cf.ThreadPoolExecutor(max_workers=workers) as pool:
             list(pool.map(one, uids))
@@ -1046,6 +1048,8 @@ class Bench:
             time.sleep(0.2)
         t_end = time.time()
         cpu1 = self.cpu_by_process()
+        if prof:
+            prof.join(timeout=self.a.pprof_seconds + 60)  # its file, before scripts/bench reads it
         residue = self.live_residue(uids)
         m1 = self.metrics()
         reqs = self.requests_between(off0, self.log_offset())
