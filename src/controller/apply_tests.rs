@@ -51,6 +51,11 @@ fn context(client: Client) -> Arc<Context> {
 
 /// A context over a mocked client and the given caches (shared with observe_tests.rs).
 pub(super) fn context_with(client: Client, caches: Caches) -> Arc<Context> {
+    context_emitting(client, caches, 32)
+}
+
+/// As [`context_with`], with `emitters` owed-Event deliveries in flight at most.
+fn context_emitting(client: Client, caches: Caches, emitters: usize) -> Arc<Context> {
     let registry = prometheus::Registry::new();
     Arc::new(Context {
         client,
@@ -65,6 +70,7 @@ pub(super) fn context_with(client: Client, caches: Caches) -> Arc<Context> {
         metrics: Arc::new(crate::metrics::Metrics::new().unwrap()),
         halt: Arc::new(HaltState::new(&registry, false, false).unwrap()),
         slots: super::slots::Slots::new(32, kube::runtime::reflector::store().0),
+        emitters: tokio::sync::Semaphore::new(emitters),
     })
 }
 
@@ -321,4 +327,60 @@ async fn a_sweep_after_the_status_write_is_fenced_by_it() {
         (&seen[2].0, seen[2].1.as_str()),
         (&Method::DELETE, "/api/v1/namespaces/ns/pods")
     );
+}
+
+#[tokio::test]
+async fn owed_events_are_delivered_at_most_emitters_at_once() {
+    let (service, mut api) = mock::pair::<Request<Body>, Response<Body>>();
+    let caches = Caches {
+        jobs: crate::controller::cache::cache().0,
+        pods: crate::controller::cache::cache().0,
+        results: crate::controller::cache::cache().0,
+        synced: tokio::sync::watch::channel(0).1,
+    };
+    let ctx = context_emitting(Client::new(service, "ns"), caches, 2);
+    // Four engines at rest, each owing its last Event (as after a restart): the pass writes no
+    // status, so each hands its owed Event to the outbox.
+    for i in 0..4 {
+        let mut e = engine("7");
+        e.metadata.name = Some(format!("e{i}"));
+        e.metadata.uid = Some(format!("{UID}-{i}"));
+        let status = e.status.as_mut().unwrap();
+        status.pending_events.push(crate::api::OwedEvent {
+            run: 1,
+            seq: 1,
+            type_: "Normal".into(),
+            reason: "ChaosEngineCompleted".into(),
+            message: "done".into(),
+            at: k8s_openapi::jiff::Timestamp::now().to_string(),
+            ..Default::default()
+        });
+        let d = decision(status.clone(), Vec::new());
+        assert!(!apply(&ctx, &e, &d).await.unwrap());
+    }
+    let wait = std::time::Duration::from_millis(200);
+    let mut in_flight = Vec::new();
+    for _ in 0..2 {
+        let (method, path, _, send) = tokio::time::timeout(wait * 10, next(&mut api))
+            .await
+            .expect("two deliveries in flight");
+        assert_eq!(
+            (method, path.as_str()),
+            (Method::POST, "/api/v1/namespaces/ns/events")
+        );
+        in_flight.push(send);
+    }
+    assert!(
+        tokio::time::timeout(wait, api.next_request())
+            .await
+            .is_err(),
+        "a third delivery must wait for one of the two permits"
+    );
+    let event = json!({"apiVersion": "v1", "kind": "Event", "involvedObject": {},
+                       "metadata": {"name": "x", "namespace": "ns"}});
+    respond(in_flight.pop().unwrap(), 201, event);
+    let (method, _, _, _) = tokio::time::timeout(wait * 10, next(&mut api))
+        .await
+        .expect("the freed permit lets the next delivery go");
+    assert_eq!(method, Method::POST);
 }

@@ -124,6 +124,11 @@ pub struct Context {
     pub halt: Arc<super::halt::HaltState>,
     /// The `concurrency` reconcile slots, part of them kept from aborts (`controller::slots`).
     pub slots: super::slots::Slots,
+    /// Owed-Event deliveries in flight at once (`apply::outbox`), `concurrency` of them: each
+    /// request in flight holds its own connection to the API server, and after a restart every
+    /// engine that ended in the last 15 minutes owes its last Events again, so unbounded a restart
+    /// at 1,000 engines opened ≈ 900 connections at once (BENCHMARKS.md "Restart footprint").
+    pub emitters: tokio::sync::Semaphore,
 }
 
 impl Context {

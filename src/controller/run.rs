@@ -139,6 +139,7 @@ pub async fn run(
         metrics,
         halt,
         slots: super::slots::Slots::new(settings.concurrency, engine_store.clone()),
+        emitters: tokio::sync::Semaphore::new(usize::from(settings.concurrency.max(1))),
     });
 
     let by_uid_pods = ctx.clone();

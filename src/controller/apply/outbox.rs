@@ -74,8 +74,16 @@ pub(super) fn deliver_owed_events(ctx: &Arc<Context>, engine: ChaosEngine) {
         for ev in &owed {
             let mut attempt = 0;
             loop {
+                // One of the `concurrency` emitter permits per request, not across the retry
+                // sleeps below (src/controller/context.rs `emitters`). Never closed: Err is
+                // unreachable, and would only mean the owed event waits for a later pass.
+                let Ok(permit) = ctx.emitters.acquire().await else {
+                    return;
+                };
                 ctx.metrics.api_write();
-                match events::emit_owed(&api, &engine, ev).await {
+                let sent = events::emit_owed(&api, &engine, ev).await;
+                drop(permit);
+                match sent {
                     Ok(()) => {
                         if let Ok(mut o) = ctx.outbox.lock() {
                             let entry = o.entry(uid.clone()).or_default();
