@@ -38,15 +38,16 @@ fn engine(rv: &str) -> ChaosEngine {
 }
 
 fn context(client: Client) -> Arc<Context> {
-    context_with(
-        client,
-        Caches {
-            jobs: crate::controller::cache::cache().0,
-            pods: crate::controller::cache::cache().0,
-            results: crate::controller::cache::cache().0,
-            synced: tokio::sync::watch::channel(0).1,
-        },
-    )
+    context_with(client, empty_caches())
+}
+
+fn empty_caches() -> Caches {
+    Caches {
+        jobs: crate::controller::cache::cache().0,
+        pods: crate::controller::cache::cache().0,
+        results: crate::controller::cache::cache().0,
+        synced: tokio::sync::watch::channel(0).1,
+    }
 }
 
 /// A context over a mocked client and the given caches (shared with observe_tests.rs).
@@ -332,13 +333,7 @@ async fn a_sweep_after_the_status_write_is_fenced_by_it() {
 #[tokio::test]
 async fn owed_events_are_delivered_at_most_emitters_at_once() {
     let (service, mut api) = mock::pair::<Request<Body>, Response<Body>>();
-    let caches = Caches {
-        jobs: crate::controller::cache::cache().0,
-        pods: crate::controller::cache::cache().0,
-        results: crate::controller::cache::cache().0,
-        synced: tokio::sync::watch::channel(0).1,
-    };
-    let ctx = context_emitting(Client::new(service, "ns"), caches, 2);
+    let ctx = context_emitting(Client::new(service, "ns"), empty_caches(), 2);
     // Four engines at rest, each owing its last Event (as after a restart): the pass writes no
     // status, so each hands its owed Event to the outbox.
     for i in 0..4 {

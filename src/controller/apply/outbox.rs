@@ -75,9 +75,10 @@ pub(super) fn deliver_owed_events(ctx: &Arc<Context>, engine: ChaosEngine) {
             let mut attempt = 0;
             loop {
                 // One of the `concurrency` emitter permits per request, not across the retry
-                // sleeps below (src/controller/context.rs `emitters`). Never closed: Err is
-                // unreachable, and would only mean the owed event waits for a later pass.
+                // sleeps below (src/controller/context.rs `emitters`). Never closed; if it were,
+                // the owed event is left for a later pass, as after a failed delivery.
                 let Ok(permit) = ctx.emitters.acquire().await else {
+                    leave_for_a_later_pass(&ctx, &uid);
                     return;
                 };
                 ctx.metrics.api_write();
@@ -102,10 +103,7 @@ pub(super) fn deliver_owed_events(ctx: &Arc<Context>, engine: ChaosEngine) {
                             matches!(&e, Error::Kube { source, .. } if is_status(source, 403));
                         if attempt >= EMIT_ATTEMPTS || forbidden {
                             warn!(reason = %ev.reason, error = %e, "could not record an event; a later pass retries it");
-                            if let Ok(mut o) = ctx.outbox.lock() {
-                                let entry = o.entry(uid.clone()).or_default();
-                                entry.scheduled = entry.delivered;
-                            }
+                            leave_for_a_later_pass(&ctx, &uid);
                             return;
                         }
                         debug!(reason = %ev.reason, error = %e, attempt, "event not recorded yet; retrying");
@@ -115,4 +113,12 @@ pub(super) fn deliver_owed_events(ctx: &Arc<Context>, engine: ChaosEngine) {
             }
         }
     });
+}
+
+/// Hands the engine's undelivered owed events back: the next pass schedules them again.
+fn leave_for_a_later_pass(ctx: &Context, uid: &str) {
+    if let Ok(mut o) = ctx.outbox.lock() {
+        let entry = o.entry(uid.to_string()).or_default();
+        entry.scheduled = entry.delivered;
+    }
 }
