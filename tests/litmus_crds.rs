@@ -181,10 +181,26 @@ async fn scenario(env: TestEnv) {
                  "terminationGracePeriodSeconds": "thirty"}
     }))
     .unwrap();
-    let made = dynamic
-        .create(&PostParams::default(), &unreadable)
-        .await
-        .expect("Litmus's schema and the chart's policies accept it");
+    // Retried only while the API server's admission still types engines by the CRD swapped out
+    // at the start: the policy's patch is applied through the OpenAPI schema, which follows a
+    // CRD change asynchronously ("failed to convert original object to typed object"; seen once
+    // under load). Any other refusal fails at once.
+    let made = env
+        .wait_for(
+            "Litmus's schema and the chart's policies accept the unreadable engine",
+            Duration::from_secs(60),
+            async || match dynamic.create(&PostParams::default(), &unreadable).await {
+                Ok(made) => Ok(made),
+                Err(e)
+                    if e.to_string()
+                        .contains("failed to convert original object to typed object") =>
+                {
+                    Err(anyhow::anyhow!("admission still types by the old CRD: {e}"))
+                }
+                Err(e) => panic!("Litmus's schema and the chart's policies accept it: {e}"),
+            },
+        )
+        .await;
     assert!(
         made.finalizers().iter().any(|f| f == FINALIZER),
         "created with our finalizer: {:?}",
